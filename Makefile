@@ -1,0 +1,31 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= demo_out
+
+.PHONY: venv demo test bench lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: venv
+	$(VENV)/bin/vsearch data synth --out $(DEMO_DIR)/screen --overwrite
+	$(VENV)/bin/vsearch data describe $(DEMO_DIR)/screen
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/data_io.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR)

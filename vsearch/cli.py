@@ -1,0 +1,120 @@
+"""The ``vsearch`` command: parses options, calls the library, shows progress and tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(help="Find the training data and model that make virtual staining generalise.", no_args_is_help=True)
+data_app = typer.Typer(help="Create, ingest and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _fail(error: Exception) -> None:
+    err_console.print(f"[red]error:[/red] {error}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@data_app.command("synth")
+def synth(
+    out: Annotated[str, typer.Option(help="Folder or s3:// prefix to write the dataset to.")],
+    cell_types: Annotated[str, typer.Option(help="Comma-separated cell types.")] = "lung,ovarian,breast",
+    phenotypes: Annotated[str, typer.Option(help="Comma-separated phenotypes.")] = "non_toxic,toxic",
+    plates: Annotated[int, typer.Option(help="Number of plates.")] = 2,
+    wells_per_condition: Annotated[int, typer.Option(help="Treated wells per condition on each plate.")] = 3,
+    sites: Annotated[int, typer.Option(help="Fields imaged per well.")] = 2,
+    size: Annotated[int, typer.Option(help="Field height and width in pixels.")] = 256,
+    bf_planes: Annotated[int, typer.Option(help="Bright-field z-planes.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a dataset already at --out.")] = False,
+) -> None:
+    """Generate the synthetic HTS screen (cell types x phenotypes, control wells, true labels)."""
+    from vsearch.data.synth import SynthSpec, synthesize
+
+    try:
+        spec = SynthSpec(_csv(cell_types), _csv(phenotypes), plates, wells_per_condition, sites, size, bf_planes, seed)
+        with _progress("synthesising fields") as progress:
+            synthesize(spec, out, overwrite=overwrite, progress=progress)
+    except (ValueError, FileExistsError) as error:
+        _fail(error)
+    console.print(f"wrote synthetic screen to [bold]{out}[/bold]")
+
+
+@data_app.command("ingest")
+def ingest(
+    layout: Annotated[str, typer.Argument(help="Layout CSV: one row per (field, channel).")],
+    out: Annotated[str, typer.Option(help="Folder or s3:// prefix to write the dataset to.")],
+    tile: Annotated[int | None, typer.Option(help="Cut each field into N x N fields.")] = None,
+    stains: Annotated[str | None, typer.Option(help="Comma-separated stain channels; others are refused.")] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the layout's file name).")] = None,
+    pixel_size_um: Annotated[float | None, typer.Option(help="Pixel size in micrometres.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a dataset already at --out.")] = False,
+) -> None:
+    """Ingest PNG / TIFF / multi-page TIFF images named by a layout CSV."""
+    from vsearch.data.ingest import ingest as ingest_layout
+
+    try:
+        with _progress("ingesting fields") as progress:
+            info = ingest_layout(
+                layout, out, tile=tile, stains=list(_csv(stains)) if stains else None, name=name,
+                pixel_size_um=pixel_size_um, overwrite=overwrite, progress=progress,
+            )
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        _fail(error)
+    console.print(f"wrote dataset [bold]{info.name}[/bold] ({', '.join(info.stains)}) to [bold]{out}[/bold]")
+
+
+@data_app.command("describe")
+def describe(uri: Annotated[str, typer.Argument(help="Dataset folder or s3:// prefix.")]) -> None:
+    """Show fields per condition, plates, controls, stains, image size and bytes."""
+    from vsearch.data.dataset import open_dataset
+    from vsearch.data.describe import describe as summarise
+
+    try:
+        summary = summarise(open_dataset(uri))
+    except FileNotFoundError as error:
+        _fail(error)
+    table = Table(title=f"{summary.name} — {summary.uri}")
+    for column in ("cell type", "phenotype", "fields", "wells", "plates", "neg ctrl wells", "pos ctrl wells"):
+        table.add_column(column, justify="left" if column in ("cell type", "phenotype") else "right")
+    for row in summary.conditions.itertuples(index=False):
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+    sizes = ", ".join(f"{h}×{w}" for h, w in summary.image_sizes)
+    console.print(
+        f"fields: {summary.fields}   plates: {summary.plates}   image size: {sizes}   "
+        f"bright-field planes: {summary.bf_planes}\n"
+        f"stains: {', '.join(summary.stains)}   labels: {', '.join(summary.labels) or 'none'}\n"
+        f"shards: {summary.shard_files} files, {summary.shard_bytes / 2**20:.1f} MiB",
+        highlight=False,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,38 @@
+"""Dataset URIs to filesystems: local paths and ``s3://`` (through s3fs).
+
+The S3 endpoint comes from ``VSEARCH_S3_ENDPOINT`` (for MinIO, moto or another S3-compatible store);
+credentials come from the standard AWS variables and are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+S3_ENDPOINT_VARIABLE = "VSEARCH_S3_ENDPOINT"
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem that holds ``uri`` and the path inside it."""
+    if uri.startswith("s3://"):
+        import s3fs
+
+        endpoint = os.environ.get(S3_ENDPOINT_VARIABLE) or None
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+        return fs, uri.removeprefix("s3://").rstrip("/")
+    if is_remote(uri):
+        protocol = uri.split("://", 1)[0]
+        return fsspec.filesystem(protocol), uri.split("://", 1)[1].rstrip("/")
+    path = uri.removeprefix("file://")
+    return LocalFileSystem(auto_mkdir=True), str(Path(path).expanduser().absolute())
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
