@@ -25,8 +25,12 @@ def _csv(value: str) -> tuple[str, ...]:
 @contextmanager
 def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
     ) as bar:
         task = bar.add_task(description, total=None)
 
@@ -82,8 +86,14 @@ def ingest(
     try:
         with _progress("ingesting fields") as progress:
             info = ingest_layout(
-                layout, out, tile=tile, stains=list(_csv(stains)) if stains else None, name=name,
-                pixel_size_um=pixel_size_um, overwrite=overwrite, progress=progress,
+                layout,
+                out,
+                tile=tile,
+                stains=list(_csv(stains)) if stains else None,
+                name=name,
+                pixel_size_um=pixel_size_um,
+                overwrite=overwrite,
+                progress=progress,
             )
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         _fail(error)

@@ -25,8 +25,8 @@ class FieldImages:
 
     @property
     def nbytes(self) -> int:
-        return self.bf.nbytes + sum(a.nbytes for a in self.stains.values()) + sum(
-            a.nbytes for a in self.labels.values()
+        return (
+            self.bf.nbytes + sum(a.nbytes for a in self.stains.values()) + sum(a.nbytes for a in self.labels.values())
         )
 
 

@@ -110,7 +110,9 @@ def plan_fields(layout: pd.DataFrame, stains: list[str] | None = None) -> tuple[
         for column in FIELD_META:
             if rows[column].nunique() > 1:
                 other = rows[rows[column] != first[column]].iloc[0]
-                raise LayoutError(f"{_where(other)}: {column} {other[column]!r} differs from row {first['line']} in {name}")
+                raise LayoutError(
+                    f"{_where(other)}: {column} {other[column]!r} differs from row {first['line']} in {name}"
+                )
         by_channel = {row["channel"]: row for _, row in rows.iterrows()}
         if "bf" in by_channel and len([c for c in by_channel if c.startswith("bf")]) > 1:
             raise LayoutError(f"{name}: mixes channel 'bf' with 'bf:<z>' rows ({_where(by_channel['bf'])})")
@@ -131,7 +133,11 @@ def plan_fields(layout: pd.DataFrame, stains: list[str] | None = None) -> tuple[
         }
         fields.append(
             FieldPlan(
-                plate, well, int(site), meta, bf,
+                plate,
+                well,
+                int(site),
+                meta,
+                bf,
                 {s: by_channel[s] for s in stain_names},
                 {n: by_channel[f"label:{n}"] for n in label_names},
             )
@@ -211,7 +217,9 @@ def tiles_of(images: FieldImages, tile: int | None) -> list[tuple[int, int, int,
             index = len(out)
             out.append(
                 (
-                    index, ys.start, xs.start,
+                    index,
+                    ys.start,
+                    xs.start,
                     FieldImages(
                         f"{images.field_id}-t{index}",
                         images.bf[:, ys, xs],
@@ -253,8 +261,9 @@ def ingest(
         for done, plan in enumerate(fields, start=1):
             images = first if done == 1 else load_field(plan, base)
             if images.bf.shape[0] != info.bf_planes:
+                planes = images.bf.shape[0]
                 raise LayoutError(
-                    f"{_where(plan.bf[0][1])}: {images.bf.shape[0]} bright-field planes, earlier fields {info.bf_planes}"
+                    f"{_where(plan.bf[0][1])}: {planes} bright-field planes, earlier fields {info.bf_planes}"
                 )
             crops = tiles_of(images, tile)
             if not crops:

@@ -85,7 +85,10 @@ class SynthSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, table, kind in ((self.cell_types, CELL_TYPES, "cell type"), (self.phenotypes, PHENOTYPES, "phenotype")):
+        for name, table, kind in (
+            (self.cell_types, CELL_TYPES, "cell type"),
+            (self.phenotypes, PHENOTYPES, "phenotype"),
+        ):
             unknown = [n for n in name if n not in table]
             if unknown:
                 raise ValueError(f"unknown {kind} {unknown[0]!r}; known: {', '.join(table)}")
@@ -130,7 +133,11 @@ def plan_wells(spec: SynthSpec) -> list[WellPlan]:
                     conc = TOXIC_CONCENTRATIONS_UM[w % len(TOXIC_CONCENTRATIONS_UM)]
                     plans.append(
                         WellPlan(
-                            plate, p, next(slot), cell_type, phenotype,
+                            plate,
+                            p,
+                            next(slot),
+                            cell_type,
+                            phenotype,
                             treatment=f"{phenotype}-cmpd-{w % 4 + 1}",
                             concentration=conc,
                             is_control="none",
@@ -142,16 +149,16 @@ def plan_wells(spec: SynthSpec) -> list[WellPlan]:
             for cell_type in spec.cell_types:
                 for _ in range(CONTROL_WELLS_PER_TYPE):
                     severity = 1.0 if kind == "pos" else 0.0
-                    plans.append(
-                        WellPlan(plate, p, next(slots), cell_type, phenotype, treatment, conc, kind, severity)
-                    )
+                    plans.append(WellPlan(plate, p, next(slots), cell_type, phenotype, treatment, conc, kind, severity))
     return plans
 
 
 def phenotype_at(phenotype: Phenotype, severity: float) -> Phenotype:
     """The phenotype's effect scaled by treatment severity (0 = untreated, 1 = full effect)."""
     base = PHENOTYPES["non_toxic"]
-    mixed = {k: getattr(base, k) + severity * (getattr(phenotype, k) - getattr(base, k)) for k in base.__dataclass_fields__}
+    mixed = {
+        k: getattr(base, k) + severity * (getattr(phenotype, k) - getattr(base, k)) for k in base.__dataclass_fields__
+    }
     return replace(base, **mixed)
 
 
@@ -170,7 +177,9 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     return noise / (noise.std() + 1e-12)
 
 
-def _place_cells(rng: np.random.Generator, n: int, size: int, radii: np.ndarray, nuc: np.ndarray, clustering: float) -> np.ndarray:
+def _place_cells(
+    rng: np.random.Generator, n: int, size: int, radii: np.ndarray, nuc: np.ndarray, clustering: float
+) -> np.ndarray:
     """Centres (y, x) with nuclei kept apart; a ``clustering`` fraction grows in colonies."""
     candidates = []
     n_clusters = max(1, round(n * clustering / 8))
@@ -200,7 +209,9 @@ def _place_cells(rng: np.random.Generator, n: int, size: int, radii: np.ndarray,
     return np.asarray(accepted).reshape(-1, 2)
 
 
-def _shape_rho(dy: np.ndarray, dx: np.ndarray, radius: float, elongation: float, angle: float, harmonics: np.ndarray) -> np.ndarray:
+def _shape_rho(
+    dy: np.ndarray, dx: np.ndarray, radius: float, elongation: float, angle: float, harmonics: np.ndarray
+) -> np.ndarray:
     """Normalised radial distance: < 1 inside an ellipse whose boundary is modulated by ``harmonics``."""
     cos, sin = np.cos(angle), np.sin(angle)
     u, v = cos * dx + sin * dy, -sin * dx + cos * dy
@@ -221,7 +232,9 @@ def synth_field(
     """One field: bright-field ``[Z,H,W]``, stains and labels, all uint16 / int32."""
     n = rng.poisson(cell_type.density * phenotype.density_scale * size * size / 1e4)
     radii = cell_type.cell_radius * phenotype.cell_scale * rng.lognormal(0, 0.12, max(n, 1))
-    nuc = np.minimum(cell_type.nucleus_radius * phenotype.nucleus_scale * rng.lognormal(0, 0.10, max(n, 1)), 0.7 * radii)
+    nuc = np.minimum(
+        cell_type.nucleus_radius * phenotype.nucleus_scale * rng.lognormal(0, 0.10, max(n, 1)), 0.7 * radii
+    )
     centres = _place_cells(rng, n, size, radii, nuc, cell_type.clustering)
 
     cell_rho = np.full((size, size), np.inf)
@@ -238,8 +251,12 @@ def synth_field(
         r, rn = radii[i], nuc[i]
         e = elongation * rng.lognormal(0, 0.08)
         angle = rng.uniform(0, np.pi)
-        cell_harm = np.array([(k, cell_type.irregularity * rng.uniform(0.3, 1), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4)])
-        nuc_harm = np.array([(k, 0.04 + phenotype.fragmentation * rng.uniform(0.5, 1), rng.uniform(0, 2 * np.pi)) for k in (3, 5)])
+        cell_harm = np.array(
+            [(k, cell_type.irregularity * rng.uniform(0.3, 1), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4)]
+        )
+        nuc_harm = np.array(
+            [(k, 0.04 + phenotype.fragmentation * rng.uniform(0.5, 1), rng.uniform(0, 2 * np.pi)) for k in (3, 5)]
+        )
         half = int(np.ceil(r * np.sqrt(e) * (1 + 3 * cell_type.irregularity))) + 2
         y0, y1 = max(0, int(cy) - half), min(size, int(cy) + half + 1)
         x0, x1 = max(0, int(cx) - half), min(size, int(cx) + half + 1)
@@ -272,7 +289,13 @@ def synth_field(
     chromatin = 1 + (0.18 + 0.8 * phenotype.fragmentation) * _smooth_noise(rng, (size, size), 1.2)
     nuclei_img = STAIN_PEAK["nuclei"] * phenotype.condensation * nucleus_signal * np.clip(chromatin, 0.2, None)
     cyto_texture = 1 + 0.25 * _smooth_noise(rng, (size, size), 3.0)
-    cyto_img = STAIN_PEAK["cytoplasm"] * (1 + 0.3 * phenotype.rounding) * cell_mask * np.where(nucleus_mask, 0.55, 1.0) * np.clip(cyto_texture, 0.2, None)
+    cyto_img = (
+        STAIN_PEAK["cytoplasm"]
+        * (1 + 0.3 * phenotype.rounding)
+        * cell_mask
+        * np.where(nucleus_mask, 0.55, 1.0)
+        * np.clip(cyto_texture, 0.2, None)
+    )
     foci_sigma = 1.1
     damage_img = STAIN_PEAK["dna_damage"] * (
         0.06 * nucleus_mask + ndimage.gaussian_filter(foci, foci_sigma) * 2 * np.pi * foci_sigma**2
