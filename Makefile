@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(VENV)/bin/vsearch data synth --out $(DEMO_DIR)/screen --overwrite
 	$(VENV)/bin/vsearch data describe $(DEMO_DIR)/screen
+	@echo "synthetic screen: $(DEMO_DIR)/screen"
 
 test: venv
 	$(VENV)/bin/ruff check .

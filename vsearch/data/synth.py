@@ -45,18 +45,20 @@ class Phenotype:
     foci_per_nucleus: float  # mean number of DNA-damage foci
 
 
+# fmt: off
 CELL_TYPES: dict[str, CellType] = {
-    #                   nucleus  cell  elong  irreg  density  cluster  bf_contrast  thickness
-    "lung": CellType(7.0, 15.0, 1.6, 0.10, 5.5, 0.15, 1.00, 8.0),
-    "ovarian": CellType(8.5, 19.0, 1.2, 0.16, 3.6, 0.05, 1.25, 10.0),
-    "breast": CellType(5.5, 11.0, 1.1, 0.08, 8.5, 0.70, 0.55, 6.0),
+    #                  nucleus  cell   elong  irreg  density  cluster  bf_contrast  thickness
+    "lung":    CellType(7.0,    15.0,  1.6,   0.10,  5.5,     0.15,    1.00,        8.0),
+    "ovarian": CellType(8.5,    19.0,  1.2,   0.16,  3.6,     0.05,    1.25,        10.0),
+    "breast":  CellType(5.5,    11.0,  1.1,   0.08,  8.5,     0.70,    0.55,        6.0),
 }
 
 PHENOTYPES: dict[str, Phenotype] = {
-    #                      cell  nucleus  density  round  condense  fragment  foci
-    "non_toxic": Phenotype(1.00, 1.00, 1.00, 0.0, 1.0, 0.00, 0.4),
-    "toxic": Phenotype(0.72, 0.78, 0.55, 0.8, 1.7, 0.22, 6.0),
+    #                       cell  nucleus  density  round  condense  fragment  foci
+    "non_toxic": Phenotype(1.00,  1.00,    1.00,    0.0,   1.0,      0.00,     0.4),
+    "toxic":     Phenotype(0.72,  0.78,    0.55,    0.8,   1.7,      0.22,     6.0),
 }
+# fmt: on
 
 STAINS = ["nuclei", "cytoplasm", "dna_damage"]
 LABELS = ["nuclei", "cells"]
