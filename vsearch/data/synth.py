@@ -56,7 +56,7 @@ CELL_TYPES: dict[str, CellType] = {
 PHENOTYPES: dict[str, Phenotype] = {
     #                       cell  nucleus  density  round  condense  fragment  foci
     "non_toxic": Phenotype(1.00,  1.00,    1.00,    0.0,   1.0,      0.00,     0.4),
-    "toxic":     Phenotype(0.72,  0.78,    0.55,    0.8,   1.7,      0.22,     6.0),
+    "toxic":     Phenotype(0.72,  0.78,    0.55,    0.8,   1.7,      0.22,     4.0),
 }
 # fmt: on
 
@@ -72,6 +72,8 @@ CAMERA_OFFSET = 100.0
 READ_NOISE = 3.0
 BF_LEVEL = 9000.0
 PSF_SIGMA = 1.0
+FOCI_SPACING = 4.0  # px between DNA-damage foci centres
+FOCI_PEAK = 9000.0  # counts at a focus centre before the PSF blur
 ROWS = "ABCDEFGHIJKLMNOP"  # a 384-well plate: 16 rows x 24 columns; controls in columns 1-2 and 23-24
 
 
@@ -211,6 +213,17 @@ def _place_cells(
     return np.asarray(accepted).reshape(-1, 2)
 
 
+def _place_foci(rng: np.random.Generator, pixels: np.ndarray, n: int) -> np.ndarray:
+    """Up to ``n`` foci at candidate ``pixels``, at least ``FOCI_SPACING`` px apart (resolvable, as in real images)."""
+    chosen: list[np.ndarray] = []
+    for index in rng.permutation(len(pixels)):
+        if len(chosen) == n:
+            break
+        if all(np.hypot(*(pixels[index] - c)) >= FOCI_SPACING for c in chosen):
+            chosen.append(pixels[index])
+    return np.asarray(chosen, np.intp).reshape(-1, 2)
+
+
 def _shape_rho(
     dy: np.ndarray, dx: np.ndarray, radius: float, elongation: float, angle: float, harmonics: np.ndarray
 ) -> np.ndarray:
@@ -278,12 +291,9 @@ def synth_field(
         height[box] += 0.35 * cell_height * dome
         phase[box] += np.where(inside, 0.6 * cell_height * dome, 0)
         nucleus_signal[box] = np.maximum(nucleus_signal[box], np.where(inside, 0.75 + 0.25 * dome, 0))
-        n_foci = rng.poisson(phenotype.foci_per_nucleus)
-        if n_foci:
-            ys, xs = np.nonzero(inside & (rho_n < 0.8))
-            if len(ys):
-                pick = rng.integers(len(ys), size=n_foci)
-                np.add.at(foci, (ys[pick] + y0, xs[pick] + x0), rng.uniform(0.7, 1.3, n_foci))
+        spots = _place_foci(rng, np.argwhere(inside & (rho_n < 0.8)), rng.poisson(phenotype.foci_per_nucleus))
+        if len(spots):
+            np.add.at(foci, (spots[:, 0] + y0, spots[:, 1] + x0), rng.uniform(0.7, 1.3, len(spots)))
     cells[nuclei > 0] = nuclei[nuclei > 0]
     cell_mask = cells > 0
     nucleus_mask = nuclei > 0
@@ -298,9 +308,10 @@ def synth_field(
         * np.where(nucleus_mask, 0.55, 1.0)
         * np.clip(cyto_texture, 0.2, None)
     )
-    foci_sigma = 1.1
-    damage_img = STAIN_PEAK["dna_damage"] * (
-        0.06 * nucleus_mask + ndimage.gaussian_filter(foci, foci_sigma) * 2 * np.pi * foci_sigma**2
+    foci_sigma = 0.6
+    damage_img = (
+        STAIN_PEAK["dna_damage"] * (0.06 * nucleus_mask)
+        + FOCI_PEAK * ndimage.gaussian_filter(foci, foci_sigma) * 2 * np.pi * foci_sigma**2
     )
     stains = {
         name: _camera(rng, ndimage.gaussian_filter(img, PSF_SIGMA))

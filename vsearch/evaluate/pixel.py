@@ -1,0 +1,115 @@
+"""Pixel-level metrics of a predicted stain against the real one, batched over leading axes.
+
+Every function takes ``true`` and ``pred`` of shape ``[..., H, W]`` as NumPy arrays or torch tensors (so they run
+on the GPU inside training) and returns one value per image, ``[...]``, of the same kind. NumPy inputs are
+computed in float64; torch inputs in their floating dtype (float32 at least). Argument order follows
+``skimage.metrics``: the real image first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Array = np.ndarray | torch.Tensor
+
+SSIM_SIGMA = 1.5
+SSIM_TRUNCATE = 3.5  # as scipy.ndimage.gaussian_filter and skimage.metrics.structural_similarity
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def _as_tensors(true: Array, pred: Array) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    if true.shape != pred.shape:
+        raise ValueError(f"true and pred differ in shape: {tuple(true.shape)} vs {tuple(pred.shape)}")
+    if true.ndim < 2:
+        raise ValueError(f"images must be [..., H, W], got shape {tuple(true.shape)}")
+    from_numpy = isinstance(true, np.ndarray)
+    if from_numpy:
+        return torch.from_numpy(np.asarray(true, np.float64)), torch.from_numpy(np.asarray(pred, np.float64)), True
+    dtype = true.dtype if true.dtype in (torch.float32, torch.float64) else torch.float32
+    return true.to(dtype), pred.to(device=true.device, dtype=dtype), False
+
+
+def _back(value: torch.Tensor, from_numpy: bool) -> Array:
+    return value.numpy() if from_numpy else value
+
+
+def mae(true: Array, pred: Array) -> Array:
+    t, p, np_in = _as_tensors(true, pred)
+    return _back((p - t).abs().mean(dim=(-2, -1)), np_in)
+
+
+def mse(true: Array, pred: Array) -> Array:
+    t, p, np_in = _as_tensors(true, pred)
+    return _back((p - t).square().mean(dim=(-2, -1)), np_in)
+
+
+def psnr(true: Array, pred: Array, data_range: float) -> Array:
+    """10 log10(data_range² / MSE); +inf for identical images."""
+    t, p, np_in = _as_tensors(true, pred)
+    err = (p - t).square().mean(dim=(-2, -1))
+    return _back(10 * torch.log10(data_range**2 / err), np_in)
+
+
+def pearson_r(true: Array, pred: Array) -> Array:
+    """Pearson correlation of the pixels of each image pair (NaN where either image is constant)."""
+    t, p, np_in = _as_tensors(true, pred)
+    t = t - t.mean(dim=(-2, -1), keepdim=True)
+    p = p - p.mean(dim=(-2, -1), keepdim=True)
+    num = (t * p).sum(dim=(-2, -1))
+    den = torch.sqrt(t.square().sum(dim=(-2, -1)) * p.square().sum(dim=(-2, -1)))
+    return _back(num / den, np_in)
+
+
+def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    radius = int(SSIM_TRUNCATE * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+def ssim(true: Array, pred: Array, data_range: float, sigma: float = SSIM_SIGMA) -> Array:
+    """Mean structural similarity with a Gaussian window (Wang et al. 2004).
+
+    Matches ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=sigma,
+    use_sample_covariance=False, data_range=data_range)``: the local statistics are Gaussian-weighted
+    (truncated at 3.5 σ) and the mean is taken over pixels whose window lies inside the image.
+    """
+    t, p, np_in = _as_tensors(true, pred)
+    batch_shape, (h, w) = t.shape[:-2], t.shape[-2:]
+    kernel = _gaussian_kernel(sigma, t.dtype, t.device)
+    if min(h, w) < kernel.numel():
+        raise ValueError(f"images of {h}×{w} are smaller than the {kernel.numel()}-pixel SSIM window")
+    t, p = t.reshape(-1, 1, h, w), p.reshape(-1, 1, h, w)
+    stack = torch.cat([t, p, t * t, p * p, t * p], dim=1)
+    rows = F.conv2d(stack, kernel.view(1, 1, -1, 1).expand(5, 1, -1, 1), groups=5)
+    local = F.conv2d(rows, kernel.view(1, 1, 1, -1).expand(5, 1, 1, -1), groups=5)
+    ux, uy, uxx, uyy, uxy = local.unbind(dim=1)
+    vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return _back(s.mean(dim=(-2, -1)).reshape(batch_shape), np_in)
+
+
+def pixel_metrics(true: Array, pred: Array, data_range: float) -> dict[str, Array]:
+    """All pixel metrics of each image pair."""
+    return {
+        "mae": mae(true, pred),
+        "mse": mse(true, pred),
+        "psnr": psnr(true, pred, data_range),
+        "ssim": ssim(true, pred, data_range),
+        "pearson_r": pearson_r(true, pred),
+    }
+
+
+def normalise_pair(
+    true: np.ndarray, pred: np.ndarray, low: float = 0.5, high: float = 99.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map both images by the same affine map that sends the real image's percentiles to 0 and 1.
+
+    A prediction with the wrong brightness stays wrong after normalisation; the data range is then 1.
+    """
+    lo, hi = np.percentile(true, [low, high])
+    scale = 1.0 / max(float(hi - lo), 1e-12)
+    return (true.astype(np.float64) - lo) * scale, (pred.astype(np.float64) - lo) * scale
