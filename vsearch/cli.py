@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -14,7 +15,8 @@ from rich.table import Table
 app = typer.Typer(help="Find the training data and model that make virtual staining generalise.", no_args_is_help=True)
 data_app = typer.Typer(help="Create, ingest and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
+# Piped output (CI logs, files) gets a fixed width wide enough for the score tables.
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 
@@ -41,7 +43,7 @@ def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _fail(error: Exception) -> None:
-    err_console.print(f"[red]error:[/red] {error}", highlight=False)
+    err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -124,6 +126,44 @@ def describe(uri: Annotated[str, typer.Argument(help="Dataset folder or s3:// pr
         f"shards: {summary.shard_files} files, {summary.shard_bytes / 2**20:.1f} MiB",
         highlight=False,
     )
+
+
+@app.command("evaluate")
+def evaluate(
+    truth: Annotated[str, typer.Option(help="Dataset with the real stains.")],
+    pred: Annotated[str, typer.Option(help="Dataset with the predicted stains (same field ids).")],
+    out: Annotated[str, typer.Option(help="Parquet file for per-field metrics; other tables go beside it.")],
+    stains: Annotated[str | None, typer.Option(help="Comma-separated stains to score (default: all).")] = None,
+    nuclei_stain: Annotated[str, typer.Option(help="Stain that shows nuclei.")] = "nuclei",
+    cytoplasm_stain: Annotated[str, typer.Option(help="Stain that shows the cytoplasm (cells).")] = "cytoplasm",
+    foci_stain: Annotated[str, typer.Option(help="Stain that shows DNA-damage foci.")] = "dna_damage",
+    levels: Annotated[str, typer.Option(help="Comma-separated levels.")] = "pixel,instance,feature",
+    workers: Annotated[int | None, typer.Option(help="Fields evaluated at once (default: all CPUs).")] = None,
+) -> None:
+    """Score predicted stains against real ones at pixel, instance, feature and assay level."""
+    from vsearch.data.dataset import open_dataset
+    from vsearch.evaluate.features import StainRoles
+    from vsearch.evaluate.field import EvaluationConfig
+    from vsearch.evaluate.runner import evaluate_datasets
+
+    try:
+        available = open_dataset(truth).info.stains
+        chosen = _csv(stains) if stains else tuple(available)
+        roles = StainRoles.for_stains(list(chosen), nuclei=nuclei_stain, cytoplasm=cytoplasm_stain, foci=foci_stain)
+        config = EvaluationConfig(stains=chosen, roles=roles, levels=_csv(levels))
+        with _progress("evaluating fields") as progress:
+            result = evaluate_datasets(truth, pred, config, workers=workers, progress=progress)
+        paths = result.write(out)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        _fail(error)
+    table = Table(title="scores per condition and stain (1 = prediction indistinguishable from real)")
+    for column in ("cell type", "phenotype", "stain", "pixel", "instance", "feature", "assay", "composite"):
+        table.add_column(column, justify="left" if column in ("cell type", "phenotype", "stain") else "right")
+    for row in result.summary.itertuples(index=False):
+        table.add_row(*row[:3], *(f"{v:.3f}" if v == v else "–" for v in row[3:]))
+    console.print(table)
+    for name, path in paths.items():
+        console.print(f"{name}: {path}", highlight=False)
 
 
 if __name__ == "__main__":

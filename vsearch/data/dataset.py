@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -173,27 +174,34 @@ class Dataset:
         """One field's arrays (reads only the row group that holds it)."""
         if field_id not in self._by_id.index:
             raise KeyError(f"field_id {field_id!r} is not in {self.uri}")
-        entry = self._by_id.loc[field_id]
-        with self.fs.open(self.shard_path(entry["shard"]), "rb") as f:
-            shard = pq.ParquetFile(f)
-            row = int(entry["row"])
-            for group in range(shard.num_row_groups):
-                rows = shard.metadata.row_group(group).num_rows
-                if row < rows:
-                    table = shard.read_row_group(group)
-                    break
-                row -= rows
-            else:
-                raise IndexError(f"{entry['shard']} has no row {entry['row']} (field {field_id!r})")
-        return decode(table, row, int(entry["bf_planes"]), int(entry["height"]), int(entry["width"]))
+        return next(self.iter_fields([field_id]))
 
     def iter_fields(self, field_ids: Iterable[str] | None = None) -> Iterator[FieldImages]:
-        """Fields in shard order, reading each shard once; all fields when ``field_ids`` is None."""
+        """Fields in shard order, decoding each shard's needed row groups once; all fields when ``field_ids`` is
+        None."""
         manifest = self.manifest if field_ids is None else self._select(field_ids)
+        rows_per_shard = self.manifest["shard"].value_counts()
         for shard, rows in manifest.groupby("shard", sort=True):
-            table = pq.read_table(self.shard_path(shard), filesystem=self.fs)
-            for entry in rows.sort_values("row").itertuples():
-                yield decode(table, int(entry.row), int(entry.bf_planes), int(entry.height), int(entry.width))
+            path = self.shard_path(shard)
+            wanted = rows.sort_values("row")
+            if len(wanted) == rows_per_shard[shard]:
+                table, positions = pq.read_table(path, filesystem=self.fs), wanted["row"].to_numpy()
+            else:
+                table, positions = self._read_rows(path, wanted["row"].to_numpy())
+            for entry, row in zip(wanted.itertuples(), positions, strict=True):
+                yield decode(table, int(row), int(entry.bf_planes), int(entry.height), int(entry.width))
+
+    def _read_rows(self, path: str, rows: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+        """The row groups holding ``rows`` (sorted) and the rows' positions in them."""
+        with self.fs.open(path, "rb") as f:
+            shard = pq.ParquetFile(f)
+            sizes = [shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)]
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
+            table = shard.read_row_groups(groups.tolist())
+        offsets = np.concatenate([[0], np.cumsum([sizes[g] for g in groups])])
+        group_of_row = np.searchsorted(starts, rows, side="right") - 1
+        return table, offsets[np.searchsorted(groups, group_of_row)] + rows - starts[group_of_row]
 
     def _select(self, field_ids: Iterable[str]) -> pd.DataFrame:
         wanted = list(field_ids)

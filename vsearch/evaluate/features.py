@@ -136,10 +136,13 @@ def object_features(
 
 
 def aggregate_wells(objects: pd.DataFrame, keys: list[str], fields: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Median of every object feature per well (``keys``, e.g. plate and well), plus ``Count_Nuclei``: the
-    median number of nuclei per field, from ``fields`` (one row per field with ``keys`` and ``n_nuclei``)."""
+    """Per well (``keys``, e.g. plate and well): the median of every object feature, except counts per object
+    (``…Count``), whose median would be a coarse integer, which are averaged; plus ``Count_Nuclei``, the median
+    number of nuclei per field, from ``fields`` (one row per field with ``keys`` and ``n_nuclei``)."""
     values = [c for c in objects.columns if c not in keys and objects[c].dtype.kind == "f"]
-    wells = objects.groupby(keys, sort=True)[values].median()
+    counts = [c for c in values if c.endswith("Count")]
+    grouped = objects.groupby(keys, sort=True)
+    wells = grouped[[c for c in values if c not in counts]].median().join(grouped[counts].mean())[values]
     if fields is not None:
         wells = wells.join(fields.groupby(keys, sort=True)["n_nuclei"].median().rename("Count_Nuclei"), how="outer")
     return wells

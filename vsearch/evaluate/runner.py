@@ -1,0 +1,182 @@
+"""Evaluation of a prediction dataset against its truth: fields fan out as Ray tasks, then per-well features,
+feature comparisons, assay quality and the per-(condition, stain) summary are assembled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from vsearch.data.dataset import Dataset, open_dataset
+from vsearch.evaluate.assay import assay_table
+from vsearch.evaluate.features import aggregate_wells, compare_features
+from vsearch.evaluate.field import EvaluationConfig, FieldEvaluation, evaluate_field
+from vsearch.evaluate.score import summarise
+
+WELL_KEYS = ["plate", "well"]
+CONDITION_KEYS = ["cell_type", "phenotype"]
+
+
+@dataclass
+class EvaluationResult:
+    metrics: pd.DataFrame  # one row per field × stain × metric
+    wells: pd.DataFrame  # per-well median features, real and predicted (column ``source``)
+    features: pd.DataFrame  # per condition × feature: nmae, pearson_r, wasserstein
+    assay: pd.DataFrame  # per cell type × assay feature: robust Z′ real / predicted, call agreement
+    summary: pd.DataFrame  # per condition × stain: level scores in [0, 1] and composite
+
+    def write(self, out: str | Path) -> dict[str, Path]:
+        """``out`` gets the metrics; the other tables go beside it as ``<stem>_<table>.parquet``."""
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        paths = {"metrics": out}
+        paths |= {
+            name: out.with_name(f"{out.stem}_{name}.parquet") for name in ("wells", "features", "assay", "summary")
+        }
+        for name, path in paths.items():
+            tmp = path.with_name(f".{path.name}.tmp")
+            getattr(self, name).to_parquet(tmp, index=False)
+            tmp.replace(path)
+        return paths
+
+
+@lru_cache(maxsize=8)
+def _cached_dataset(uri: str) -> Dataset:
+    return open_dataset(uri)
+
+
+def evaluate_fields(
+    truth_uri: str, pred_uri: str, field_ids: list[str], config: EvaluationConfig
+) -> list[FieldEvaluation]:
+    """Evaluate some fields (decoding each once); the body of one Ray task."""
+    truth, pred = _cached_dataset(truth_uri), _cached_dataset(pred_uri)
+    predicted = {f.field_id: f for f in pred.iter_fields(field_ids)}
+    return [evaluate_field(t, predicted[t.field_id], config) for t in truth.iter_fields(field_ids)]
+
+
+def _fan_out(
+    truth_uri: str,
+    pred_uri: str,
+    field_ids: list[str],
+    config: EvaluationConfig,
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[FieldEvaluation]:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    in_flight_limit = workers or max(1, int(ray.available_resources().get("CPU", 1)))
+    chunk = max(1, min(8, len(field_ids) // (4 * in_flight_limit)))
+    chunks = [field_ids[i : i + chunk] for i in range(0, len(field_ids), chunk)]
+    task = ray.remote(num_cpus=1, max_retries=2)(evaluate_fields)
+    results: list[FieldEvaluation] = []
+    pending: list = []
+    config_ref = ray.put(config)
+    for ids in chunks:
+        if len(pending) >= in_flight_limit:
+            done, pending = ray.wait(pending, num_returns=1)
+            results += [r for batch in ray.get(done) for r in batch]
+            if progress:
+                progress(len(results), len(field_ids))
+        pending.append(task.remote(truth_uri, pred_uri, ids, config_ref))
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        results += [r for batch in ray.get(done) for r in batch]
+        if progress:
+            progress(len(results), len(field_ids))
+    return results
+
+
+def _check_datasets(truth: Dataset, pred: Dataset, stains: tuple[str, ...]) -> None:
+    missing = sorted(set(truth.manifest.field_id) - set(pred.manifest.field_id))
+    if missing:
+        raise ValueError(f"{pred.uri} lacks {len(missing)} field(s) of {truth.uri}, e.g. {missing[0]!r}")
+    for name, ds in (("truth", truth), ("prediction", pred)):
+        absent = [s for s in stains if s not in ds.info.stains]
+        if absent:
+            raise ValueError(f"{name} dataset {ds.uri} has no stain {absent[0]!r} (it has {ds.info.stains})")
+    shape = ["field_id", "height", "width"]
+    joined = truth.manifest[shape].merge(pred.manifest[shape], on="field_id", suffixes=("", "_pred"))
+    wrong = joined[(joined.height != joined.height_pred) | (joined.width != joined.width_pred)]
+    if len(wrong):
+        raise ValueError(f"field {wrong.field_id.iloc[0]!r} differs in size between {truth.uri} and {pred.uri}")
+
+
+def evaluate_datasets(
+    truth_uri: str,
+    pred_uri: str,
+    config: EvaluationConfig,
+    *,
+    field_ids: list[str] | None = None,
+    workers: int | None = None,
+    weights: dict[str, float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationResult:
+    """Score every field of ``truth_uri`` (or ``field_ids``) against the same field of ``pred_uri``."""
+    truth, pred = open_dataset(truth_uri), open_dataset(pred_uri)
+    _check_datasets(truth, pred, config.stains)
+    ids = list(truth.manifest.field_id) if field_ids is None else list(field_ids)
+    results = _fan_out(truth_uri, pred_uri, ids, config, workers, progress)
+    meta = truth.manifest.set_index("field_id")[[*WELL_KEYS, *CONDITION_KEYS, "is_control", "split_group"]]
+
+    metrics = pd.DataFrame([{"field_id": r.field_id, **row} for r in results for row in r.metrics])
+    if len(metrics):
+        metrics = meta.reset_index().merge(metrics, on="field_id")
+    wells, features, assay = _feature_tables(results, meta, config)
+    object_stains = {"Nuclei": config.roles.nuclei, "Cells": config.roles.cytoplasm}
+    summary = summarise(metrics, features, assay, list(config.stains), object_stains, weights)
+    return EvaluationResult(metrics, wells, features, assay, summary)
+
+
+def _feature_tables(
+    results: list[FieldEvaluation], meta: pd.DataFrame, config: EvaluationConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    if "feature" not in config.levels or not results:
+        return pd.DataFrame(), pd.DataFrame(columns=[*CONDITION_KEYS, "feature", "nmae"]), pd.DataFrame()
+    per_source_objects, per_source_wells = {}, []
+    for source in ("real", "pred"):
+        objects = pd.concat(
+            [r.objects[source].assign(field_id=r.field_id) for r in results if len(r.objects.get(source, []))],
+            ignore_index=True,
+        )
+        objects = objects.merge(meta, left_on="field_id", right_index=True)
+        counts = pd.DataFrame([{"field_id": r.field_id, "n_nuclei": r.nuclei_counts[source]} for r in results])
+        counts = counts.merge(meta, left_on="field_id", right_index=True)
+        wells = aggregate_wells(objects, WELL_KEYS, counts)
+        well_meta = meta.drop_duplicates(WELL_KEYS).set_index(WELL_KEYS)[[*CONDITION_KEYS, "is_control"]]
+        wells = well_meta.join(wells, how="inner").reset_index().assign(source=source)
+        per_source_objects[source], per_source_wells = objects, [*per_source_wells, wells]
+    wells = pd.concat(per_source_wells, ignore_index=True)
+    feature_columns = [c for c in wells.columns if c not in {*WELL_KEYS, *CONDITION_KEYS, "is_control", "source"}]
+
+    comparisons = []
+    for condition, block in wells.groupby(CONDITION_KEYS, sort=True):
+        real = block[block.source == "real"].set_index(WELL_KEYS)[feature_columns]
+        pred = block[block.source == "pred"].set_index(WELL_KEYS)[feature_columns]
+        objects = {
+            s: per_source_objects[s][
+                (per_source_objects[s].cell_type == condition[0]) & (per_source_objects[s].phenotype == condition[1])
+            ]
+            for s in ("real", "pred")
+        }
+        comparison = compare_features(real, pred, objects["real"], objects["pred"])
+        comparisons.append(comparison.assign(cell_type=condition[0], phenotype=condition[1]))
+    features = pd.concat(comparisons, ignore_index=True)
+    assay = assay_table(wells, assay_features(config, feature_columns))
+    return wells, features, assay
+
+
+def assay_features(config: EvaluationConfig, available: list[str]) -> list[str]:
+    """Toxicity read-outs a screener would use: cells per field, nuclear area and intensity, foci per nucleus,
+    cell area."""
+    roles = config.roles
+    wanted = ["Count_Nuclei", "Nuclei_Area", f"Nuclei_{roles.nuclei}_MeanIntensity"]
+    if roles.foci:
+        wanted.append(f"Nuclei_{roles.foci}_FociCount")
+    if roles.cytoplasm:
+        wanted.append("Cells_Area")
+    return [f for f in wanted if f in available]
