@@ -61,4 +61,5 @@ def assay_table(wells: pd.DataFrame, features: list[str], group: str = "cell_typ
                 row["call_agreement"] = float(agree.mean()) if len(agree) else np.nan
                 row["wells_called"] = len(agree)
             rows.append(row)
-    return pd.DataFrame(rows)
+    columns = [group, "feature", "z_prime_real", "z_prime_pred", "call_agreement", "wells_called"]
+    return pd.DataFrame(rows, columns=columns)

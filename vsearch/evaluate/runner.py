@@ -123,12 +123,15 @@ def evaluate_datasets(
     results = _fan_out(truth_uri, pred_uri, ids, config, workers, progress)
     meta = truth.manifest.set_index("field_id")[[*WELL_KEYS, *CONDITION_KEYS, "is_control", "split_group"]]
 
-    metrics = pd.DataFrame([{"field_id": r.field_id, **row} for r in results for row in r.metrics])
-    if len(metrics):
-        metrics = meta.reset_index().merge(metrics, on="field_id")
+    metrics = pd.DataFrame(
+        [{"field_id": r.field_id, **row} for r in results for row in r.metrics],
+        columns=["field_id", "stain", "level", "metric", "value"],
+    )
+    metrics = meta.reset_index().merge(metrics, on="field_id")
     wells, features, assay = _feature_tables(results, meta, config)
     object_stains = {"Nuclei": config.roles.nuclei, "Cells": config.roles.cytoplasm}
-    summary = summarise(metrics, features, assay, list(config.stains), object_stains, weights)
+    conditions = sorted(set(zip(meta.loc[ids, "cell_type"], meta.loc[ids, "phenotype"], strict=True)))
+    summary = summarise(conditions, metrics, features, assay, list(config.stains), object_stains, weights)
     return EvaluationResult(metrics, wells, features, assay, summary)
 
 
@@ -136,7 +139,8 @@ def _feature_tables(
     results: list[FieldEvaluation], meta: pd.DataFrame, config: EvaluationConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     if "feature" not in config.levels or not results:
-        return pd.DataFrame(), pd.DataFrame(columns=[*CONDITION_KEYS, "feature", "nmae"]), pd.DataFrame()
+        no_features = pd.DataFrame(columns=[*CONDITION_KEYS, "feature", "nmae"])
+        return pd.DataFrame(), no_features, pd.DataFrame(columns=["cell_type", "feature", "call_agreement"])
     per_source_objects, per_source_wells = {}, []
     for source in ("real", "pred"):
         objects = pd.concat(

@@ -62,6 +62,7 @@ def stain_of_feature(feature: str, stains: list[str], object_stains: dict[str, s
 
 
 def summarise(
+    conditions: list[tuple[str, str]],
     metrics: pd.DataFrame,
     feature_comparison: pd.DataFrame,
     assay: pd.DataFrame,
@@ -69,31 +70,30 @@ def summarise(
     object_stains: dict[str, str],
     weights: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """One row per (cell_type, phenotype, stain): the four level scores and their composite.
+    """One row per (cell_type, phenotype) in ``conditions`` and stain: the four level scores and their composite.
 
     ``metrics`` is the long per-field table (``level``, ``metric``, ``value``), ``feature_comparison`` has
     per-condition ``nmae`` per feature, ``assay`` has per-cell-type ``call_agreement`` per feature."""
     rows = []
-    for (cell_type, phenotype), block in metrics.groupby(["cell_type", "phenotype"], sort=True):
+    for cell_type, phenotype in conditions:
+        block = metrics[(metrics.cell_type == cell_type) & (metrics.phenotype == phenotype)]
+        features = feature_comparison[
+            (feature_comparison.cell_type == cell_type) & (feature_comparison.phenotype == phenotype)
+        ]
+        agreements = assay[assay.cell_type == cell_type]
         for stain in stains:
-            mine = block[block.stain == stain]
-            wide = mine.pivot_table(index="field_id", columns="metric", values="value", aggfunc="first")
+            scored = block[(block.stain == stain) & block.level.isin(["pixel", "instance"])]
+            wide = scored.pivot_table(index="field_id", columns="metric", values="value")
+            own_features = features.loc[[stain_of_feature(f, stains, object_stains) == stain for f in features.feature]]
+            own_assay = agreements.loc[
+                [stain_of_feature(f, stains, object_stains) == stain for f in agreements.feature]
+            ]
             scores = {
                 "pixel": float(np.mean(pixel_score(wide["ssim"], wide["pearson_r"]))) if "ssim" in wide else np.nan,
                 "instance": float(np.mean(instance_score(wide["f1_mean"]))) if "f1_mean" in wide else np.nan,
+                "feature": feature_score(own_features["nmae"]),
+                "assay": assay_score(own_assay["call_agreement"]),
             }
-            features = feature_comparison[
-                (feature_comparison.cell_type == cell_type) & (feature_comparison.phenotype == phenotype)
-            ]
-            own = features[[stain_of_feature(f, stains, object_stains) == stain for f in features.feature]]
-            scores["feature"] = feature_score(own["nmae"]) if len(own) else np.nan
-            agreements = assay[assay.cell_type == cell_type] if len(assay) else assay
-            own_assay = (
-                agreements[[stain_of_feature(f, stains, object_stains) == stain for f in agreements.feature]]
-                if len(agreements)
-                else agreements
-            )
-            scores["assay"] = assay_score(own_assay["call_agreement"]) if "call_agreement" in own_assay else np.nan
             rows.append(
                 {
                     "cell_type": cell_type,
