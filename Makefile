@@ -23,6 +23,7 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/data_io.py
+	$(PY) benchmarks/evaluate.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
