@@ -166,5 +166,66 @@ def evaluate(
         console.print(f"{name}: {path}", highlight=False)
 
 
+@app.command("train")
+def train(
+    config_file: Annotated[str, typer.Argument(metavar="CONFIG.yaml", help="Training config (see README).")],
+    name: Annotated[str | None, typer.Option(help="Run name (default: the config's).")] = None,
+    storage: Annotated[str | None, typer.Option(help="Folder or s3:// prefix for checkpoints.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: RAY_ADDRESS or local).")] = None,
+) -> None:
+    """Train a virtual-staining model on a composition; rerunning the same name resumes from its checkpoint."""
+    from vsearch.config import TrainConfig, load_yaml
+    from vsearch.train.trainer import train as fit
+
+    try:
+        config = load_yaml(config_file, TrainConfig)
+        config = config.model_copy(update={k: v for k, v in (("name", name), ("storage", storage)) if v})
+        _init_ray(address)
+        result = fit(config)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+    metrics = result.metrics or {}
+    if metrics:
+        table = Table(title=f"{config.name}: epochs {metrics['start_epoch']}–{metrics['epoch']} of this run")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in metrics.items():
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        console.print(table)
+    else:
+        console.print(f"{config.name}: nothing left to train (all {config.epochs} epochs done)")
+    if result.checkpoint:
+        console.print(f"checkpoint: {result.checkpoint.path}", highlight=False)
+
+
+@app.command("predict")
+def predict(
+    checkpoint: Annotated[str, typer.Argument(help="Checkpoint folder, or a run folder (its newest checkpoint).")],
+    data: Annotated[str, typer.Option(help="Dataset to predict.")],
+    out: Annotated[str, typer.Option(help="Folder or s3:// prefix for the predicted dataset.")],
+    batch_size: Annotated[int, typer.Option(help="Fields per forward pass.")] = 4,
+    overwrite: Annotated[bool, typer.Option(help="Replace a dataset already at --out.")] = False,
+) -> None:
+    """Predict stains for every field of a dataset; writes a dataset with the same field ids."""
+    from vsearch.train.predict import predict as run_prediction
+
+    try:
+        with _progress("predicting fields") as progress:
+            info = run_prediction(checkpoint, data, out, batch_size=batch_size, overwrite=overwrite, progress=progress)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        _fail(error)
+    console.print(f"wrote predictions ({', '.join(info.stains)}) to [bold]{out}[/bold]")
+
+
+def _init_ray(address: str | None) -> None:
+    import os
+
+    import ray
+
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,107 @@
+"""Pydantic models of the YAML files users write; unknown keys and bad values fail with the key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+COMPOSITION_TOLERANCE = 1e-6
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(Strict):
+    family: Literal["unet", "pix2pixhd"] = "unet"
+    depth: int = Field(3, ge=1, le=7)
+    base_width: int = Field(16, ge=4, le=512)
+    norm: Literal["batch", "instance", "group"] = "batch"
+    upsampling: Literal["transpose", "bilinear", "pixelshuffle"] = "transpose"
+    residual: bool = False
+    generator_blocks: int = Field(9, ge=1, le=18)  # pix2pixhd
+    discriminator_scales: int = Field(3, ge=1, le=4)  # pix2pixhd
+    feature_matching_weight: float = Field(10.0, ge=0)  # pix2pixhd
+    l1_weight: float = Field(0.0, ge=0)  # pix2pixhd: optional L1 between predicted and real stains
+
+
+class OptimConfig(Strict):
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    lr: float = Field(2e-3, gt=0, le=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)  # U-Net only: the GAN always uses pix2pixHD's 0.5
+    schedule: Literal["cosine", "constant"] = "cosine"
+    loss: Literal["l1", "l2", "l1_ssim"] = "l1"
+
+
+class DataConfig(Strict):
+    dataset: str
+    stains: list[str] = Field(default_factory=lambda: ["nuclei", "cytoplasm", "dna_damage"], min_length=1)
+    composition: dict[str, float]  # "cell_type/phenotype" -> weight, summing to 1
+    budget: int = Field(64, ge=1)  # training fields drawn for the composition
+    patch: int = Field(64, ge=16)
+    patches_per_field: int = Field(8, ge=1)
+    batch_size: int = Field(16, ge=1)
+    val_fraction: float = Field(0.2, ge=0, lt=1)
+    test_fraction: float = Field(0.2, ge=0, lt=1)
+    split_seed: int = 0
+    target_normalisation: Literal["dataset", "field"] = "dataset"
+
+    @field_validator("composition")
+    @classmethod
+    def _weights_on_simplex(cls, composition: dict[str, float]) -> dict[str, float]:
+        check_composition(composition)
+        return composition
+
+    @model_validator(mode="after")
+    def _fractions(self) -> DataConfig:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave wells for training")
+        return self
+
+
+class TrainConfig(Strict):
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    epochs: int = Field(10, ge=1)
+    workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    bf16: bool = True  # autocast on GPU only
+    compile: bool = False
+    seed: int = 0
+    name: str = "vsearch-train"
+    storage: str = "results/train"  # local folder or s3:// prefix for checkpoints
+
+
+def check_composition(composition: dict[str, float]) -> None:
+    """Weights are non-negative, keyed ``cell_type/phenotype``, and sum to 1 (± 1e-6)."""
+    if not composition:
+        raise ValueError("composition is empty: give at least one 'cell_type/phenotype: weight'")
+    for condition, weight in composition.items():
+        if condition.count("/") != 1:
+            raise ValueError(f"composition key {condition!r} is not 'cell_type/phenotype'")
+        if weight < 0:
+            raise ValueError(f"composition weight of {condition!r} is negative ({weight})")
+    total = sum(composition.values())
+    if abs(total - 1) > COMPOSITION_TOLERANCE:
+        raise ValueError(f"composition weights sum to {total:.9g}, not 1 (±{COMPOSITION_TOLERANCE:g})")
+
+
+def load_yaml(path: str | Path, model: type[BaseModel]) -> BaseModel:
+    """Parse a YAML file into ``model``; errors name the file and the offending key path."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML: {error}") from None
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"{path}: {problems}") from None

@@ -1,0 +1,96 @@
+"""Ray Train: plans a training run on the driver (splits, composition sample, normalisation) and fits a
+``TorchTrainer``; rerunning the same name and storage resumes from the latest checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from vsearch.config import TrainConfig
+from vsearch.data import storage
+from vsearch.data.dataset import Dataset, open_dataset
+from vsearch.data.pipeline import sample_composition, target_ranges, training_stream, validation_set
+from vsearch.data.splits import assign_splits
+
+
+@dataclass
+class TrainingPlan:
+    dataset: Dataset
+    splits: pd.Series  # "train" / "val" / "test" per manifest row
+    sample: pd.DataFrame  # field_id, condition, copies
+    val_ids: list[str]
+    ranges: dict[str, list[float]]  # dataset-wide (low, high) per stain: targets' scale, and predictions' inverse
+
+
+def plan_training(config: TrainConfig) -> TrainingPlan:
+    """Everything decided before workers start; refuses unknown stains and conditions."""
+    dataset = open_dataset(config.data.dataset)
+    missing = [s for s in config.data.stains if s not in dataset.info.stains]
+    if missing:
+        raise ValueError(f"data.stains: {missing[0]!r} is not a stain of {dataset.uri} ({dataset.info.stains})")
+    splits = assign_splits(
+        dataset.manifest, config.data.val_fraction, config.data.test_fraction, config.data.split_seed
+    )
+    train = dataset.manifest[splits == "train"]
+    sample = sample_composition(train, config.data.composition, config.data.budget, config.seed)
+    conditions = {c for c, w in config.data.composition.items() if w > 0}
+    labels = dataset.manifest.cell_type + "/" + dataset.manifest.phenotype
+    val_ids = dataset.manifest.field_id[(splits == "val") & labels.isin(conditions)].tolist()
+    if not val_ids:
+        raise ValueError("no validation wells in the composition's conditions: raise data.val_fraction or add wells")
+    ranges = target_ranges(dataset, sample.field_id.tolist(), config.data.stains)
+    return TrainingPlan(dataset, splits, sample, val_ids, ranges)
+
+
+def storage_location(uri: str) -> tuple[str, object | None]:
+    """(storage_path, storage_filesystem) for Ray Train: absolute local paths, or s3fs through pyarrow."""
+    if not storage.is_remote(uri):
+        return str(Path(uri).expanduser().absolute()), None
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    fs, path = storage.filesystem(uri)
+    return path, PyFileSystem(FSSpecHandler(fs))
+
+
+def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | None = None):
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from vsearch.train.loop import train_loop_per_worker
+
+    stains = config.data.stains
+    target_ranges = plan.ranges if config.data.target_normalisation == "dataset" else None
+    train_ds = training_stream(
+        plan.dataset, plan.sample, stains, config.data.patch, config.data.patches_per_field, target_ranges
+    ).drop_columns(["condition"])
+    val_ds = validation_set(plan.dataset, plan.val_ids, stains, target_ranges).drop_columns(["field_id"])
+    storage_path, storage_filesystem = storage_location(config.storage)
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "config": config.model_dump(),
+            "stains": stains,
+            "bf_planes": plan.dataset.info.bf_planes,
+            "target_ranges": plan.ranges,
+        },
+        scaling_config=ray.train.ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu),
+        run_config=ray.train.RunConfig(
+            name=config.name,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
+        ),
+        datasets={"train": train_ds, "val": val_ds},
+    )
+
+
+def train(config: TrainConfig):
+    """Fit; returns the Ray Train ``Result`` (its ``checkpoint`` is the last epoch's)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    return build_trainer(config, plan_training(config)).fit()
