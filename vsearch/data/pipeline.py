@@ -199,12 +199,9 @@ def read_fields(dataset: Dataset, field_ids: list[str], stains: list[str]):
     from ray.data.expressions import col
 
     rows = ray.data.read_parquet(
-        paths,
-        filesystem=pyarrow_filesystem(dataset),
-        columns=columns,
-        override_num_blocks=max(1, min(len(field_ids), 64)),
+        paths, filesystem=pyarrow_filesystem(dataset), override_num_blocks=max(1, min(len(field_ids), 64))
     )
-    return rows.filter(expr=col("field_id").is_in(sorted(field_ids)))
+    return rows.select_columns(columns).filter(expr=col("field_id").is_in(sorted(field_ids)))
 
 
 def field_shapes(dataset: Dataset, field_ids: list[str], stains: list[str]) -> dict[str, FieldShape]:

@@ -1,0 +1,102 @@
+"""The training stream honours compositions, splits never share a well, fields are decoded once per epoch."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from vsearch.config import DataConfig
+from vsearch.data.dataset import open_dataset
+from vsearch.data.pipeline import (
+    augment_patches,
+    composition_counts,
+    read_fields,
+    sample_composition,
+    target_ranges,
+    training_stream,
+)
+from vsearch.data.splits import assign_splits
+
+STAINS = ["nuclei", "cytoplasm", "dna_damage"]
+
+
+def test_composition_counts_by_largest_remainder():
+    # 7 × (0.5, 0.3, 0.2) = 3.5, 2.1, 1.4 -> floors 3, 2, 1; the one left goes to the largest remainder (a)
+    assert composition_counts({"a/x": 0.5, "b/x": 0.3, "c/x": 0.2}, 7) == {"a/x": 4, "b/x": 2, "c/x": 1}
+    assert composition_counts({"a/x": 1.0, "b/x": 0.0}, 5) == {"a/x": 5, "b/x": 0}
+
+
+def test_stream_shares_match_weights_over_5000_patches(small_screen, ray_local):
+    ds = open_dataset(small_screen)
+    train = ds.manifest[assign_splits(ds.manifest, 0.2, 0.2) == "train"]
+    weights = {"lung/toxic": 0.45, "breast/non_toxic": 0.35, "ovarian/toxic": 0.2, "lung/non_toxic": 0.0}
+    sample = sample_composition(train, weights, budget=700, seed=3)
+    stream = training_stream(ds, sample, STAINS, patch=32, patches_per_field=8, ranges=None)
+    counts: dict[str, int] = {}
+    total = 0
+    for batch in stream.iter_batches(batch_size=512, batch_format="numpy"):
+        assert batch["x"].shape[1:] == (2, 32, 32) and batch["y"].shape[1:] == (3, 32, 32)
+        for condition, n in zip(*np.unique(batch["condition"], return_counts=True), strict=True):
+            counts[condition] = counts.get(condition, 0) + int(n)
+        total += len(batch["condition"])
+    assert total >= 5000
+    assert "lung/non_toxic" not in counts
+    for condition, weight in weights.items():
+        assert abs(counts.get(condition, 0) / total - weight) <= 0.03, condition
+
+
+def test_each_sampled_field_is_read_once_however_many_copies(small_screen, ray_local):
+    ds = open_dataset(small_screen)
+    sample = sample_composition(ds.manifest, {"breast/toxic": 1.0}, budget=40, seed=0)
+    assert sample.copies.sum() == 40 and sample.copies.max() > 1  # more draws than fields
+    rows = read_fields(ds, sample.field_id.tolist(), STAINS).take_all()
+    assert sorted(r["field_id"] for r in rows) == sorted(sample.field_id)
+
+
+def test_unknown_condition_and_bad_weights_are_refused(small_screen):
+    ds = open_dataset(small_screen)
+    with pytest.raises(ValueError, match=r"composition names condition 'liver/toxic', which has no training fields"):
+        sample_composition(ds.manifest, {"liver/toxic": 1.0}, 10, 0)
+    with pytest.raises(ValidationError, match=r"composition weights sum to 0.9, not 1"):
+        DataConfig(dataset="x", composition={"lung/toxic": 0.6, "lung/non_toxic": 0.3})
+    with pytest.raises(ValidationError, match="composition key 'lung' is not 'cell_type/phenotype'"):
+        DataConfig(dataset="x", composition={"lung": 1.0})
+    with pytest.raises(ValidationError, match="negative"):
+        DataConfig(dataset="x", composition={"lung/toxic": 1.5, "lung/non_toxic": -0.5})
+    DataConfig(dataset="x", composition={"lung/toxic": 0.6, "lung/non_toxic": 0.4 + 5e-7})  # within 1e-6
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_well_is_in_two_splits(default_screen, seed):
+    m = open_dataset(default_screen).manifest
+    split = assign_splits(m, val_fraction=0.2, test_fraction=0.2, seed=seed)
+    per_well = pd.DataFrame({"group": m.split_group, "split": split}).groupby("group").split.nunique()
+    assert (per_well == 1).all()
+    wells = {s: set(m.split_group[split == s]) for s in ("train", "val", "test")}
+    assert (
+        not (wells["train"] & wells["val"])
+        and not (wells["train"] & wells["test"])
+        and not (wells["val"] & wells["test"])
+    )
+    conditions = m.cell_type + "/" + m.phenotype
+    for condition in conditions.unique():  # every condition keeps wells in each split
+        assert set(split[conditions == condition]) == {"train", "val", "test"}, condition
+
+
+def test_patches_keep_input_and_target_aligned():
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 40, 50)).astype(np.float32)
+    y = np.stack([2 * x[0], x[1] - x[0]])
+    xp, yp = augment_patches(x, y, n=64, patch=16, rng=rng)
+    np.testing.assert_allclose(yp[:, 0], 2 * xp[:, 0])
+    np.testing.assert_allclose(yp[:, 1], xp[:, 1] - xp[:, 0])
+    with pytest.raises(ValueError, match="smaller than the 64-pixel patch"):
+        augment_patches(x, y, 1, 64, rng)
+
+
+def test_target_ranges_are_background_and_bright_percentiles(small_screen):
+    ds = open_dataset(small_screen)
+    ranges = target_ranges(ds, ds.manifest.field_id.tolist(), STAINS)
+    for stain in STAINS:
+        low, high = ranges[stain]
+        assert 90 <= low <= 110 < high  # the camera offset is 100 counts
