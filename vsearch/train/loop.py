@@ -123,14 +123,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         model.train()
         started, patches, loss_sum, steps = time.perf_counter(), 0, 0.0, 0
         for batch in train_shard.iter_torch_batches(
-            batch_size=batch_size,
-            dtypes=torch.float32,
-            device=device,
-            local_shuffle_buffer_size=4 * batch_size,
-            drop_last=False,
+            batch_size=batch_size, device=device, local_shuffle_buffer_size=4 * batch_size, prefetch_batches=4
         ):
-            x = batch["x"].contiguous(memory_format=memory_format)
-            y = batch["y"].contiguous(memory_format=memory_format)
+            x = batch["x"].float().contiguous(memory_format=memory_format)
+            y = batch["y"].float().contiguous(memory_format=memory_format)
             with autocast:
                 pred = step_model(x)
                 loss = reconstruction_loss(config.optim.loss, pred.float(), y)

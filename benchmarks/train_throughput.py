@@ -1,0 +1,162 @@
+"""Training throughput: patches/s through Ray Data → Ray Train (fields decoded from Parquet shards, normalised,
+cropped and augmented in Ray Data, fed to a TorchTrainer worker) against the same model, batch and optimiser fed
+from tensors already in memory (on the training device) in a plain PyTorch loop. Prints JSON.
+
+    .venv/bin/python benchmarks/train_throughput.py --preset cpu
+    python3 benchmarks/train_throughput.py --preset gpu [--compile both]      # on a GPU machine
+
+On the CPU the Ray worker gets one CPU (Ray Data the rest), so the plain loop runs on one thread too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import ray
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vsearch.config import DataConfig, ModelConfig, TrainConfig
+from vsearch.data.synth import SynthSpec, synthesize
+from vsearch.models.registry import build_model
+from vsearch.train.loop import reconstruction_loss
+from vsearch.train.trainer import plan_training, train
+
+PRESETS = {
+    # field size, patch, patches per field, budget (fields per epoch), batch, U-Net depth and width, epochs
+    "cpu": {"size": 128, "patch": 64, "per_field": 8, "budget": 256, "batch": 16, "depth": 3, "width": 16, "epochs": 3},
+    "gpu": {
+        "size": 512,
+        "patch": 256,
+        "per_field": 4,
+        "budget": 1536,
+        "batch": 32,
+        "depth": 4,
+        "width": 64,
+        "epochs": 3,
+    },
+}
+
+
+def training_config(preset: dict, screen: str, storage: str, compiled: bool, use_gpu: bool) -> TrainConfig:
+    return TrainConfig(
+        data=DataConfig(
+            dataset=screen,
+            composition={"lung/non_toxic": 0.5, "ovarian/toxic": 0.25, "breast/toxic": 0.25},
+            budget=preset["budget"],
+            patch=preset["patch"],
+            patches_per_field=preset["per_field"],
+            batch_size=preset["batch"],
+            val_fraction=0.1,
+            test_fraction=0.1,
+        ),
+        model=ModelConfig(depth=preset["depth"], base_width=preset["width"]),
+        epochs=preset["epochs"],
+        use_gpu=use_gpu,
+        bf16=True,
+        compile=compiled,
+        name=f"throughput-{'compiled' if compiled else 'eager'}",
+        storage=storage,
+    )
+
+
+def in_memory_batches(config: TrainConfig, device: torch.device, n_batches: int) -> list[tuple[torch.Tensor, ...]]:
+    """Real training patches, materialised once on the device."""
+    from vsearch.data.pipeline import training_stream
+
+    plan = plan_training(config)
+    stream = training_stream(
+        plan.dataset, plan.sample, config.data.stains, config.data.patch, config.data.patches_per_field, plan.ranges
+    )
+    batches = []
+    batches_of_patches = stream.drop_columns(["condition"]).iter_torch_batches(
+        batch_size=config.data.batch_size, device=device, drop_last=True
+    )
+    for batch in batches_of_patches:
+        batches.append((batch["x"].float(), batch["y"].float()))
+        if len(batches) == n_batches:
+            break
+    return batches
+
+
+def plain_loop(config: TrainConfig, batches: list, device: torch.device, steps: int) -> float:
+    on_gpu = device.type == "cuda"
+    memory_format = torch.channels_last if on_gpu else torch.contiguous_format
+    x0, y0 = batches[0]
+    model = build_model(config.model, x0.shape[1], y0.shape[1]).to(device, memory_format=memory_format)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    step_model = torch.compile(model) if config.compile else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu and config.bf16 else nullcontext()
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        x, y = x.contiguous(memory_format=memory_format), y.contiguous(memory_format=memory_format)
+        with autocast:
+            loss = reconstruction_loss(config.optim.loss, step_model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for x, y in batches[:5]:  # warm-up (and compilation)
+        step(x, y)
+    if on_gpu:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(steps):
+        step(*batches[i % len(batches)])
+    if on_gpu:
+        torch.cuda.synchronize()
+    return steps * config.data.batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--compile", choices=["no", "yes", "both"], default="no")
+    parser.add_argument("--plain-steps", type=int, default=60)
+    args = parser.parse_args()
+    preset = PRESETS[args.preset]
+    use_gpu = args.preset == "gpu"
+    device = torch.device("cuda" if use_gpu else "cpu")
+    if not use_gpu:
+        torch.set_num_threads(1)  # the Ray Train worker holds one CPU
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    results: dict[str, object] = {
+        "preset": args.preset,
+        **preset,
+        "device": torch.cuda.get_device_name() if use_gpu else "cpu",
+        "torch": torch.__version__,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        screen = f"{tmp}/screen"
+        started = time.perf_counter()
+        synthesize(SynthSpec(size=preset["size"]), screen)
+        results["synth_seconds"] = round(time.perf_counter() - started, 1)
+        variants = {"no": [False], "yes": [True], "both": [False, True]}[args.compile]
+        for compiled in variants:
+            name = "compiled" if compiled else "eager"
+            config = training_config(preset, screen, f"{tmp}/runs", compiled, use_gpu)
+            batches = in_memory_batches(config, device, n_batches=16)
+            plain = plain_loop(config, batches, device, args.plain_steps)
+            del batches
+            started = time.perf_counter()
+            result = train(config)
+            through_ray = result.metrics["patches_per_s"]  # the last epoch, after warm-up and compilation
+            results[name] = {
+                "plain_loop_patches_per_s": round(plain, 1),
+                "ray_data_ray_train_patches_per_s": round(through_ray, 1),
+                "ratio": round(through_ray / plain, 3),
+                "ray_run_seconds": round(time.perf_counter() - started, 1),
+            }
+            print(json.dumps({name: results[name]}), flush=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
