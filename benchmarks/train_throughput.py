@@ -33,7 +33,7 @@ from vsearch.train.trainer import plan_training, train
 PRESETS = {
     # field size, patch, patches per field, budget (fields per epoch), batch, U-Net depth and width, epochs
     "cpu": {"size": 128, "patch": 64, "per_field": 8, "budget": 256, "batch": 16, "depth": 3, "width": 16, "epochs": 3},
-    "gpu": {"size": 512, "patch": 256, "per_field": 4, "budget": 1024, "batch": 32, "depth": 4, "width": 64, "epochs": 2},
+    "gpu": {"size": 512, "patch": 256, "per_field": 4, "budget": 1024, "batch": 32, "depth": 4, "width": 64, "epochs": 2},  # noqa: E501
 }
 # fmt: on
 
