@@ -79,6 +79,20 @@ def in_memory_batches(config: TrainConfig, device: torch.device, n_batches: int)
     return batches
 
 
+def stream_rate(config: TrainConfig, device: torch.device) -> float:
+    """Patches/s of one epoch of the Ray Data stream alone, delivered to ``device`` in the driver (no training)."""
+    from vsearch.data.pipeline import training_stream
+
+    plan = plan_training(config)
+    stream = training_stream(
+        plan.dataset, plan.sample, config.data.stains, config.data.patch, config.data.patches_per_field, plan.ranges
+    ).drop_columns(["condition"])
+    started, patches = time.perf_counter(), 0
+    for batch in stream.iter_torch_batches(batch_size=config.data.batch_size, device=device, prefetch_batches=8):
+        patches += len(batch["x"])
+    return patches / (time.perf_counter() - started)
+
+
 def plain_loop(config: TrainConfig, batches: list, device: torch.device, steps: int) -> float:
     on_gpu = device.type == "cuda"
     memory_format = torch.channels_last if on_gpu else torch.contiguous_format
@@ -142,6 +156,7 @@ def main() -> None:
             result = train(config)
             through_ray = result.metrics["patches_per_s"]  # the last epoch, after warm-up and compilation
             results[name] = {
+                "ray_data_stream_only_patches_per_s": round(stream_rate(config, device), 1),
                 "plain_loop_patches_per_s": round(plain, 1),
                 "ray_data_ray_train_patches_per_s": round(through_ray, 1),
                 "ratio": round(through_ray / plain, 3),

@@ -8,6 +8,7 @@ nucleus stays brighter) or, on request, per field.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from vsearch.data.manifest import condition_of
 from vsearch.data.storage import is_remote
 
 INPUT_PERCENTILES = (1.0, 99.8)
+CHUNK_PATCHES = 64  # patches per block yielded by the training stream
 TARGET_PERCENTILES = (0.5, 99.9)
 
 
@@ -144,25 +146,32 @@ class FieldsToPatches:
         self.patch, self.patches_per_field, self.ranges = patch, patches_per_field, ranges
         self.rng = np.random.default_rng()
 
-    def __call__(self, table: pa.Table) -> dict[str, np.ndarray]:
-        xs, ys, conditions = [], [], []
+    def __call__(self, table: pa.Table) -> Iterator[dict[str, np.ndarray]]:
+        """Decode and normalise each field once, then yield its patches interleaved with the other fields' of
+        this batch, ``CHUNK_PATCHES`` at a time, so batches mix fields without a shuffle in the trainer."""
+        fields = []
         for row, field_id in enumerate(table.column("field_id").to_pylist()):
             shape = self.shapes[field_id]
             bf, stains = _decode(table, row, shape)
-            n = self.copies[field_id] * self.patches_per_field
-            x, y = augment_patches(
-                normalise_inputs(bf),
-                normalise_targets(stains, list(shape.stains), self.ranges),
-                n,
-                self.patch,
-                self.rng,
-            )
-            xs.append(x)
-            ys.append(y)
-            conditions += [self.conditions[field_id]] * n
-        # float16 halves what crosses the object store; the training loop widens on its device
-        x, y = np.concatenate(xs).astype(np.float16), np.concatenate(ys).astype(np.float16)
-        return {"x": x, "y": y, "condition": np.array(conditions)}
+            targets = normalise_targets(stains, list(shape.stains), self.ranges)
+            fields.append((normalise_inputs(bf), targets, self.conditions[field_id]))
+        counts = [self.copies[f] * self.patches_per_field for f in table.column("field_id").to_pylist()]
+        owners = self.rng.permutation(np.repeat(np.arange(len(fields)), counts))
+        for start in range(0, len(owners), CHUNK_PATCHES):
+            chunk = owners[start : start + CHUNK_PATCHES]
+            xs, ys, conditions = [], [], []
+            for owner, n in zip(*np.unique(chunk, return_counts=True), strict=True):
+                x, y = augment_patches(fields[owner][0], fields[owner][1], int(n), self.patch, self.rng)
+                xs.append(x)
+                ys.append(y)
+                conditions += [fields[owner][2]] * int(n)
+            order = self.rng.permutation(len(chunk))
+            # float16 halves what crosses the object store; the training loop widens on its device
+            yield {
+                "x": np.concatenate(xs)[order].astype(np.float16),
+                "y": np.concatenate(ys)[order].astype(np.float16),
+                "condition": np.array(conditions)[order],
+            }
 
 
 class FieldsToTensors:

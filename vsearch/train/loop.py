@@ -122,8 +122,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
     for epoch in range(start_epoch, config.epochs):
         model.train()
         started, patches, loss_sum, steps = time.perf_counter(), 0, 0.0, 0
+        # patches arrive interleaved across fields (see FieldsToPatches), so no local shuffle copies them here
         for batch in train_shard.iter_torch_batches(
-            batch_size=batch_size, device=device, local_shuffle_buffer_size=4 * batch_size, prefetch_batches=4
+            batch_size=batch_size, device=device, prefetch_batches=8, pin_memory=on_gpu
         ):
             x = batch["x"].float().contiguous(memory_format=memory_format)
             y = batch["y"].float().contiguous(memory_format=memory_format)
