@@ -69,7 +69,7 @@ def in_memory_batches(config: TrainConfig, device: torch.device, n_batches: int)
         plan.dataset, plan.sample, config.data.stains, config.data.patch, config.data.patches_per_field, plan.ranges
     )
     batches = []
-    batches_of_patches = stream.drop_columns(["condition"]).iter_torch_batches(
+    batches_of_patches = stream.drop_columns(["field_id", "condition"]).iter_torch_batches(
         batch_size=config.data.batch_size, device=device, drop_last=True
     )
     for batch in batches_of_patches:
@@ -86,7 +86,7 @@ def stream_rate(config: TrainConfig, device: torch.device) -> float:
     plan = plan_training(config)
     stream = training_stream(
         plan.dataset, plan.sample, config.data.stains, config.data.patch, config.data.patches_per_field, plan.ranges
-    ).drop_columns(["condition"])
+    ).drop_columns(["field_id", "condition"])
     started, patches = time.perf_counter(), 0
     for batch in stream.iter_torch_batches(batch_size=config.data.batch_size, device=device, prefetch_batches=8):
         patches += len(batch["x"])
@@ -155,8 +155,10 @@ def main() -> None:
             started = time.perf_counter()
             result = train(config)
             through_ray = result.metrics["patches_per_s"]  # the last epoch, after warm-up and compilation
+            stream = stream_rate(config, device)
+            print(json.dumps({name: {"stream_only": round(stream, 1), "plain_loop": round(plain, 1)}}), flush=True)
             results[name] = {
-                "ray_data_stream_only_patches_per_s": round(stream_rate(config, device), 1),
+                "ray_data_stream_only_patches_per_s": round(stream, 1),
                 "plain_loop_patches_per_s": round(plain, 1),
                 "ray_data_ray_train_patches_per_s": round(through_ray, 1),
                 "ratio": round(through_ray / plain, 3),

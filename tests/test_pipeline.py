@@ -10,7 +10,6 @@ from vsearch.data.dataset import open_dataset
 from vsearch.data.pipeline import (
     augment_patches,
     composition_counts,
-    read_fields,
     sample_composition,
     target_ranges,
     training_stream,
@@ -45,12 +44,15 @@ def test_stream_shares_match_weights_over_5000_patches(small_screen, ray_local):
         assert abs(counts.get(condition, 0) / total - weight) <= 0.03, condition
 
 
-def test_each_sampled_field_is_read_once_however_many_copies(small_screen, ray_local):
+def test_each_sampled_field_is_read_in_one_task_however_many_copies(small_screen, ray_local):
     ds = open_dataset(small_screen)
     sample = sample_composition(ds.manifest, {"breast/toxic": 1.0}, budget=40, seed=0)
-    assert sample.copies.sum() == 40 and sample.copies.max() > 1  # more draws than fields
-    rows = read_fields(ds, sample.field_id.tolist(), STAINS).take_all()
-    assert sorted(r["field_id"] for r in rows) == sorted(sample.field_id)
+    assert sample.copies.sum() == 40 and sample.copies.max() > 1 and sample.field_id.is_unique
+    stream = training_stream(ds, sample, STAINS, patch=32, patches_per_field=3, ranges=None)
+    assert stream.count() == 40 * 3
+    patches = pd.Series(np.concatenate([b["field_id"] for b in stream.iter_batches(batch_format="numpy")]))
+    # every copy's patches come from the field's single decode: counts are copies x patches_per_field
+    assert patches.value_counts().sort_index().to_dict() == dict(zip(sample.field_id, sample.copies * 3, strict=True))
 
 
 def test_unknown_condition_and_bad_weights_are_refused(small_screen):
@@ -85,13 +87,19 @@ def test_no_well_is_in_two_splits(default_screen, seed):
 
 def test_patches_keep_input_and_target_aligned():
     rng = np.random.default_rng(0)
-    x = rng.random((2, 40, 50)).astype(np.float32)
+    x = rng.random((2, 40, 50))
     y = np.stack([2 * x[0], x[1] - x[0]])
-    xp, yp = augment_patches(x, y, n=64, patch=16, rng=rng)
-    np.testing.assert_allclose(yp[:, 0], 2 * xp[:, 0])
-    np.testing.assert_allclose(yp[:, 1], xp[:, 1] - xp[:, 0])
+    xp, yp = np.empty((64, 2, 16, 16)), np.empty((64, 2, 16, 16))
+    augment_patches(x, y, xp, yp, rng)
+    np.testing.assert_allclose(yp[:, 0], 2 * xp[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(yp[:, 1], xp[:, 1] - xp[:, 0], rtol=1e-6, atol=1e-7)
+    # every patch is some flip / rotation of some window of the source
+    windows = {
+        np.round(np.sort(x[0, i : i + 16, j : j + 16].ravel()), 6).tobytes() for i in range(25) for j in range(35)
+    }
+    assert all(np.round(np.sort(p.ravel()), 6).tobytes() in windows for p in xp[:, 0])
     with pytest.raises(ValueError, match="smaller than the 64-pixel patch"):
-        augment_patches(x, y, 1, 64, rng)
+        augment_patches(x, y, np.empty((1, 2, 64, 64)), np.empty((1, 2, 64, 64)), rng)
 
 
 def test_target_ranges_are_background_and_bright_percentiles(small_screen):

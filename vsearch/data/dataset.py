@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -212,4 +212,10 @@ class Dataset:
 
 
 def open_dataset(uri: str) -> Dataset:
+    return Dataset(uri)
+
+
+@lru_cache(maxsize=8)
+def open_dataset_cached(uri: str) -> Dataset:
+    """One ``Dataset`` per URI per process: for Ray tasks, which read many fields of few datasets."""
     return Dataset(uri)

@@ -9,20 +9,17 @@ nucleus stays brighter) or, on request, per field.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from vsearch.config import check_composition
-from vsearch.data.dataset import Dataset
-from vsearch.data.fields import BF_COLUMN, IMAGE_DTYPE, STAIN_PREFIX
+from vsearch.data.dataset import Dataset, open_dataset_cached
 from vsearch.data.manifest import condition_of
-from vsearch.data.storage import is_remote
 
 INPUT_PERCENTILES = (1.0, 99.8)
 CHUNK_PATCHES = 64  # patches per block yielded by the training stream
+FIELDS_PER_TASK = 4  # fields read, decoded and cut into patches by one Ray Data task
 TARGET_PERCENTILES = (0.5, 99.9)
 
 
@@ -93,134 +90,93 @@ def normalise_targets(
     return np.stack(out)
 
 
-@dataclass(frozen=True)
-class FieldShape:
-    bf_planes: int
-    height: int
-    width: int
-    stains: tuple[str, ...]
-
-
-def _decode(table: pa.Table, row: int, shape: FieldShape) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    def view(column: str, dims: tuple[int, ...]) -> np.ndarray:
-        return np.frombuffer(table.column(column)[row].as_buffer(), dtype=IMAGE_DTYPE).reshape(dims)
-
-    bf = view(BF_COLUMN, (shape.bf_planes, shape.height, shape.width))
-    return bf, {s: view(STAIN_PREFIX + s, (shape.height, shape.width)) for s in shape.stains}
-
-
 def augment_patches(
-    x: np.ndarray, y: np.ndarray, n: int, patch: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random patch×patch crops of input ``[Z,H,W]`` and target ``[S,H,W]``, each flipped and rotated by a
-    random multiple of 90° (the same way for input and target)."""
+    x: np.ndarray,
+    y: np.ndarray,
+    out_x: np.ndarray,
+    out_y: np.ndarray,
+    rng: np.random.Generator,
+    rows: np.ndarray | None = None,
+) -> None:
+    """Write random p×p crops of input ``[Z,H,W]`` and target ``[S,H,W]`` into ``out_x[rows]`` and
+    ``out_y[rows]`` (``[n,Z,p,p]``, ``[n,S,p,p]``, any float dtype; all rows by default), each flipped and rotated
+    by a random multiple of 90°, the same way for input and target: one strided copy per crop."""
+    rows = np.arange(len(out_x)) if rows is None else rows
+    n, patch = len(rows), out_x.shape[-1]
     _, h, w = x.shape
     if h < patch or w < patch:
         raise ValueError(f"fields of {h}×{w} are smaller than the {patch}-pixel patch")
     ys, xs = rng.integers(0, h - patch + 1, n), rng.integers(0, w - patch + 1, n)
     flips, turns = rng.integers(0, 2, n), rng.integers(0, 4, n)
-    xp = np.empty((n, x.shape[0], patch, patch), np.float32)
-    yp = np.empty((n, y.shape[0], patch, patch), np.float32)
-    for i in range(n):
+    for i, row in enumerate(rows):
         window = np.s_[:, ys[i] : ys[i] + patch, xs[i] : xs[i] + patch]
         a, b = x[window], y[window]
         if flips[i]:
             a, b = a[:, :, ::-1], b[:, :, ::-1]
-        xp[i], yp[i] = np.rot90(a, turns[i], axes=(1, 2)), np.rot90(b, turns[i], axes=(1, 2))
-    return xp, yp
+        out_x[row], out_y[row] = np.rot90(a, turns[i], axes=(1, 2)), np.rot90(b, turns[i], axes=(1, 2))
 
 
 class FieldsToPatches:
-    """Ray Data ``map_batches`` function: shard rows → augmented training patches."""
+    """Ray Data ``map_batches`` function: rows ``field_id, copies, condition`` → augmented training patches.
+
+    Each task reads its fields from the shards (only their row groups), decodes and normalises each once, then
+    yields their patches interleaved, ``CHUNK_PATCHES`` at a time, so batches mix fields without a shuffle in
+    the trainer. Patches are float16: half the bytes through the object store; the trainer widens them."""
 
     def __init__(
-        self,
-        shapes: dict[str, FieldShape],
-        copies: dict[str, int],
-        conditions: dict[str, str],
-        patch: int,
-        patches_per_field: int,
-        ranges: dict[str, list[float]] | None,
+        self, uri: str, stains: list[str], patch: int, patches_per_field: int, ranges: dict[str, list[float]] | None
     ) -> None:
-        self.shapes, self.copies, self.conditions = shapes, copies, conditions
-        self.patch, self.patches_per_field, self.ranges = patch, patches_per_field, ranges
+        self.uri, self.stains, self.patch = uri, stains, patch
+        self.patches_per_field, self.ranges = patches_per_field, ranges
         self.rng = np.random.default_rng()
 
-    def __call__(self, table: pa.Table) -> Iterator[dict[str, np.ndarray]]:
-        """Decode and normalise each field once, then yield its patches interleaved with the other fields' of
-        this batch, ``CHUNK_PATCHES`` at a time, so batches mix fields without a shuffle in the trainer."""
-        fields = []
-        for row, field_id in enumerate(table.column("field_id").to_pylist()):
-            shape = self.shapes[field_id]
-            bf, stains = _decode(table, row, shape)
-            targets = normalise_targets(stains, list(shape.stains), self.ranges)
-            fields.append((normalise_inputs(bf), targets, self.conditions[field_id]))
-        counts = [self.copies[f] * self.patches_per_field for f in table.column("field_id").to_pylist()]
+    def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        copies = dict(zip(batch["field_id"], batch["copies"], strict=True))
+        conditions = dict(zip(batch["field_id"], batch["condition"], strict=True))
+        fields, counts = [], []
+        for field in open_dataset_cached(self.uri).iter_fields(list(batch["field_id"])):
+            inputs = normalise_inputs(field.bf)
+            targets = normalise_targets(field.stains, self.stains, self.ranges)
+            fields.append((inputs, targets, field.field_id, conditions[field.field_id]))
+            counts.append(int(copies[field.field_id]) * self.patches_per_field)
         owners = self.rng.permutation(np.repeat(np.arange(len(fields)), counts))
         for start in range(0, len(owners), CHUNK_PATCHES):
             chunk = owners[start : start + CHUNK_PATCHES]
-            xs, ys, conditions = [], [], []
-            for owner, n in zip(*np.unique(chunk, return_counts=True), strict=True):
-                x, y = augment_patches(fields[owner][0], fields[owner][1], int(n), self.patch, self.rng)
-                xs.append(x)
-                ys.append(y)
-                conditions += [fields[owner][2]] * int(n)
-            order = self.rng.permutation(len(chunk))
-            # float16 halves what crosses the object store; the training loop widens on its device
+            x = np.empty((len(chunk), fields[0][0].shape[0], self.patch, self.patch), np.float16)
+            y = np.empty((len(chunk), len(self.stains), self.patch, self.patch), np.float16)
+            for owner in np.unique(chunk):
+                augment_patches(fields[owner][0], fields[owner][1], x, y, self.rng, np.flatnonzero(chunk == owner))
             yield {
-                "x": np.concatenate(xs)[order].astype(np.float16),
-                "y": np.concatenate(ys)[order].astype(np.float16),
-                "condition": np.array(conditions)[order],
+                "x": x,
+                "y": y,
+                "field_id": np.array([fields[o][2] for o in chunk]),
+                "condition": np.array([fields[o][3] for o in chunk]),
             }
 
 
 class FieldsToTensors:
-    """Ray Data ``map_batches`` function: shard rows → whole normalised fields (validation, prediction)."""
+    """Ray Data ``map_batches`` function: rows ``field_id`` → whole normalised fields (validation)."""
 
-    def __init__(self, shapes: dict[str, FieldShape], ranges: dict[str, list[float]] | None) -> None:
-        self.shapes, self.ranges = shapes, ranges
+    def __init__(self, uri: str, stains: list[str], ranges: dict[str, list[float]] | None) -> None:
+        self.uri, self.stains, self.ranges = uri, stains, ranges
 
-    def __call__(self, table: pa.Table) -> dict[str, np.ndarray]:
-        ids = table.column("field_id").to_pylist()
-        xs, ys = [], []
-        for row, field_id in enumerate(ids):
-            shape = self.shapes[field_id]
-            bf, stains = _decode(table, row, shape)
-            xs.append(normalise_inputs(bf))
-            ys.append(normalise_targets(stains, list(shape.stains), self.ranges))
-        return {"x": np.stack(xs), "y": np.stack(ys), "field_id": np.array(ids)}
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        fields = list(open_dataset_cached(self.uri).iter_fields(list(batch["field_id"])))
+        return {
+            "x": np.stack([normalise_inputs(f.bf) for f in fields]),
+            "y": np.stack([normalise_targets(f.stains, self.stains, self.ranges) for f in fields]),
+            "field_id": np.array([f.field_id for f in fields]),
+        }
 
 
-def pyarrow_filesystem(dataset: Dataset):
-    """The pyarrow filesystem Ray Data should read ``dataset`` through (None for local paths)."""
-    if not is_remote(dataset.uri):
-        return None
-    from pyarrow.fs import FSSpecHandler, PyFileSystem
-
-    return PyFileSystem(FSSpecHandler(dataset.fs))
-
-
-def read_fields(dataset: Dataset, field_ids: list[str], stains: list[str]):
-    """A Ray dataset of the shard rows of ``field_ids`` (only the shards that hold them, only needed columns)."""
+def _field_rows(dataset: Dataset, rows: pd.DataFrame, fields_per_task: int):
+    """A Ray dataset of field rows in shard order, ``fields_per_task`` to a block, so tasks read in parallel."""
     import ray.data
 
-    manifest = dataset.manifest[dataset.manifest.field_id.isin(field_ids)]
-    paths = [dataset.shard_path(s) for s in sorted(manifest.shard.unique())]
-    columns = ["field_id", BF_COLUMN, *(STAIN_PREFIX + s for s in stains)]
-    from ray.data.expressions import col
-
-    rows = ray.data.read_parquet(
-        paths, filesystem=pyarrow_filesystem(dataset), override_num_blocks=max(1, min(len(field_ids), 64))
-    )
-    return rows.select_columns(columns).filter(expr=col("field_id").is_in(sorted(field_ids)))
-
-
-def field_shapes(dataset: Dataset, field_ids: list[str], stains: list[str]) -> dict[str, FieldShape]:
-    rows = dataset.manifest.set_index("field_id").loc[field_ids]
-    return {
-        f: FieldShape(int(r.bf_planes), int(r.height), int(r.width), tuple(stains))
-        for f, r in zip(rows.index, rows.itertuples(), strict=True)
-    }
+    order = dataset.manifest.set_index("field_id").loc[rows.field_id, ["shard", "row"]].reset_index(drop=True)
+    rows = rows.reset_index(drop=True).join(order).sort_values(["shard", "row"]).drop(columns=["shard", "row"])
+    blocks = max(1, -(-len(rows) // fields_per_task))
+    return ray.data.from_items(rows.to_dict("records"), override_num_blocks=blocks)
 
 
 def training_stream(
@@ -231,20 +187,14 @@ def training_stream(
     patches_per_field: int,
     ranges: dict[str, list[float]] | None,
 ):
-    """Augmented patches (``x``, ``y``, ``condition``) of the sampled fields, for ``ray.train``."""
-    ids = sample.field_id.tolist()
-    patcher = FieldsToPatches(
-        field_shapes(dataset, ids, stains),
-        dict(zip(sample.field_id, sample.copies, strict=True)),
-        dict(zip(sample.field_id, sample.condition, strict=True)),
-        patch,
-        patches_per_field,
-        ranges,
-    )
-    return read_fields(dataset, ids, stains).map_batches(patcher, batch_format="pyarrow", batch_size=4)
+    """Augmented patches (``x``, ``y`` float16; ``field_id``, ``condition``) of the sampled fields, for
+    ``ray.train``: each sampled field is read and decoded once, in one task, however many patches it yields."""
+    patcher = FieldsToPatches(dataset.uri, stains, patch, patches_per_field, ranges)
+    rows = _field_rows(dataset, sample[["field_id", "copies", "condition"]], FIELDS_PER_TASK)
+    return rows.map_batches(patcher, batch_format="numpy", batch_size=FIELDS_PER_TASK)
 
 
 def validation_set(dataset: Dataset, field_ids: list[str], stains: list[str], ranges: dict[str, list[float]] | None):
     """Whole, un-augmented, normalised fields (``x``, ``y``, ``field_id``)."""
-    converter = FieldsToTensors(field_shapes(dataset, field_ids, stains), ranges)
-    return read_fields(dataset, field_ids, stains).map_batches(converter, batch_format="pyarrow", batch_size=4)
+    rows = _field_rows(dataset, pd.DataFrame({"field_id": field_ids}), FIELDS_PER_TASK)
+    return rows.map_batches(FieldsToTensors(dataset.uri, stains, ranges), batch_format="numpy", batch_size=4)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
-from vsearch.data.dataset import Dataset, open_dataset
+from vsearch.data.dataset import Dataset, open_dataset, open_dataset_cached
 from vsearch.evaluate.assay import assay_table
 from vsearch.evaluate.features import aggregate_wells, compare_features
 from vsearch.evaluate.field import EvaluationConfig, FieldEvaluation, evaluate_field
@@ -43,16 +42,11 @@ class EvaluationResult:
         return paths
 
 
-@lru_cache(maxsize=8)
-def _cached_dataset(uri: str) -> Dataset:
-    return open_dataset(uri)
-
-
 def evaluate_fields(
     truth_uri: str, pred_uri: str, field_ids: list[str], config: EvaluationConfig
 ) -> list[FieldEvaluation]:
     """Evaluate some fields (decoding each once); the body of one Ray task."""
-    truth, pred = _cached_dataset(truth_uri), _cached_dataset(pred_uri)
+    truth, pred = open_dataset_cached(truth_uri), open_dataset_cached(pred_uri)
     predicted = {f.field_id: f for f in pred.iter_fields(field_ids)}
     return [evaluate_field(t, predicted[t.field_id], config) for t in truth.iter_fields(field_ids)]
 

@@ -64,7 +64,7 @@ def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | Non
     target_ranges = plan.ranges if config.data.target_normalisation == "dataset" else None
     train_ds = training_stream(
         plan.dataset, plan.sample, stains, config.data.patch, config.data.patches_per_field, target_ranges
-    ).drop_columns(["condition"])
+    ).drop_columns(["field_id", "condition"])
     val_ds = validation_set(plan.dataset, plan.val_ids, stains, target_ranges).drop_columns(["field_id"])
     storage_path, storage_filesystem = storage_location(config.storage)
     return TorchTrainer(
