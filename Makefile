@@ -24,6 +24,8 @@ test: venv
 bench: venv
 	$(PY) benchmarks/data_io.py
 	$(PY) benchmarks/evaluate.py
+	$(PY) benchmarks/train_throughput.py --preset cpu
+	$(PY) benchmarks/learning.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
