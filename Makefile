@@ -13,9 +13,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(VENV)/bin/vsearch data synth --out $(DEMO_DIR)/screen --overwrite
+	$(VENV)/bin/vsearch data synth --out $(DEMO_DIR)/screen --size 128 --overwrite
 	$(VENV)/bin/vsearch data describe $(DEMO_DIR)/screen
-	@echo "synthetic screen: $(DEMO_DIR)/screen"
+	rm -rf $(DEMO_DIR)/results
+	$(VENV)/bin/vsearch run search_spaces/demo.yaml --results $(DEMO_DIR)/results
+	@echo "synthetic screen: $(DEMO_DIR)/screen   search results: $(DEMO_DIR)/results/trials.parquet"
 
 test: venv
 	$(VENV)/bin/ruff check .

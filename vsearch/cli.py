@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -215,6 +216,51 @@ def predict(
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         _fail(error)
     console.print(f"wrote predictions ({', '.join(info.stains)}) to [bold]{out}[/bold]")
+
+
+@app.command("run")
+def run(
+    space_file: Annotated[str, typer.Argument(metavar="SPACE.yaml", help="Search space (see search_spaces/).")],
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else local).")] = None,
+    resume: Annotated[bool, typer.Option(help="Resume the search in the results folder.")] = False,
+    results: Annotated[str | None, typer.Option(help="Results folder or s3:// prefix (default: the space's).")] = None,
+) -> None:
+    """Search training compositions and models, scoring every trial on held-out conditions."""
+    from vsearch.config import load_yaml
+    from vsearch.search.space import SearchSpace
+    from vsearch.search.tuner import plan_search, run_search
+
+    try:
+        space = load_yaml(space_file, SearchSpace)
+        plan_search(space, results)  # every check that needs no Ray, before Ray starts
+        _init_ray(address)
+        from vsearch.cli_live import LiveTrials
+
+        with LiveTrials(console, space.num_trials) as live:
+            table, where = run_search(space, results=results, resume=resume, callbacks=[live])
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+    _show_best(table, space.objective.mode)
+    console.print(f"trials: [bold]{where}[/bold]   study: {space.storage or 'optuna.db in the results folder'}")
+
+
+def _show_best(table, mode: str) -> None:
+    done = table[table.status == "completed"]
+    counts = ", ".join(f"{n} {s}" for s, n in table.status.value_counts().items())
+    console.print(f"{len(table)} trials: {counts}")
+    if done.empty:
+        return
+    best = Table(title="best trials per objective (held-out conditions)")
+    for column in ("objective", "trial", "score", "composition", "model"):
+        best.add_column(column)
+    for objective in ["composite", "pixel", "instance", "feature"]:
+        row = done.loc[done[objective].idxmax()]
+        mix = ", ".join(f"{k} {v:.2f}" for k, v in json.loads(row.composition).items())
+        model = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in json.loads(row.config).items()
+        )
+        best.add_row(objective, row.trial_id, f"{row[objective]:.3f}", mix, model)
+    console.print(best)
 
 
 def _init_ray(address: str | None) -> None:

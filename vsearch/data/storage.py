@@ -36,3 +36,8 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def absolute(uri: str) -> str:
+    """``uri`` with a local path made absolute (trials and workers run in other working directories)."""
+    return uri if is_remote(uri) else str(Path(uri.removeprefix("file://")).expanduser().absolute())

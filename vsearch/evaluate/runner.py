@@ -115,8 +115,18 @@ def evaluate_datasets(
     _check_datasets(truth, pred, config.stains)
     ids = list(truth.manifest.field_id) if field_ids is None else list(field_ids)
     results = _fan_out(truth_uri, pred_uri, ids, config, workers, progress)
-    meta = truth.manifest.set_index("field_id")[[*WELL_KEYS, *CONDITION_KEYS, "is_control", "split_group"]]
+    return assemble(results, truth.manifest, config, weights)
 
+
+def assemble(
+    results: list[FieldEvaluation],
+    manifest: pd.DataFrame,
+    config: EvaluationConfig,
+    weights: dict[str, float] | None = None,
+) -> EvaluationResult:
+    """The evaluation tables from per-field evaluations (however they were computed) and the truth's manifest."""
+    meta = manifest.set_index("field_id")[[*WELL_KEYS, *CONDITION_KEYS, "is_control", "split_group"]]
+    ids = [r.field_id for r in results]
     metrics = pd.DataFrame(
         [{"field_id": r.field_id, **row} for r in results for row in r.metrics],
         columns=["field_id", "stain", "level", "metric", "value"],

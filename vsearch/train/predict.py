@@ -1,15 +1,17 @@
-"""Prediction: a checkpoint's model applied to every field of a dataset, written as a dataset with the same
-field ids (so ``vsearch evaluate`` can score it). Predictions return to uint16 through the training set's
-stain ranges stored in the checkpoint."""
+"""Prediction: a checkpoint's model applied to fields of a dataset, in memory (``predict_fields``) or written as
+a dataset with the same field ids (``predict``, so ``vsearch evaluate`` can score it). Predictions return to
+uint16 through the training set's stain ranges stored in the checkpoint."""
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from vsearch.data import storage
 from vsearch.data.dataset import DatasetWriter, open_dataset
@@ -28,6 +30,34 @@ def to_uint16(normalised: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.clip(np.rint(normalised * (high - low) + low), 0, 65535).astype(np.uint16)
 
 
+@contextmanager
+def local_checkpoint(uri: str) -> Iterator[Path]:
+    """A local folder with the checkpoint (or run folder) at ``uri``, downloaded when it is remote."""
+    if not storage.is_remote(uri):
+        yield Path(uri)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        fs, path = storage.filesystem(uri)
+        fs.get(path, tmp, recursive=True)
+        yield Path(tmp)
+
+
+def predict_fields(
+    model: nn.Module, meta: dict, fields: Iterable[FieldImages], batch_size: int = 4, device: str = "cpu"
+) -> Iterator[FieldImages]:
+    """Predicted stains (uint16) of each field, with its bright-field, batch by batch."""
+    stains, ranges = meta["stains"], meta["target_ranges"]
+    fields = iter(fields)
+    while batch := [f for _, f in zip(range(batch_size), fields, strict=False)]:
+        x = torch.from_numpy(np.stack([normalise_inputs(f.bf) for f in batch])).to(device)
+        with torch.no_grad():
+            y = model(x).float().cpu().numpy()
+        for field, pred in zip(batch, y, strict=True):
+            yield FieldImages(
+                field.field_id, field.bf, {s: to_uint16(pred[i], *ranges[s]) for i, s in enumerate(stains)}
+            )
+
+
 def predict(
     checkpoint: str,
     data: str,
@@ -40,38 +70,24 @@ def predict(
     progress: Callable[[int, int], None] | None = None,
 ) -> DatasetInfo:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(checkpoint)
-        if storage.is_remote(checkpoint):
-            fs, path = storage.filesystem(checkpoint)
-            fs.get(path, tmp, recursive=True)
-            local = Path(tmp)
-        model, meta = load_model(local, device)
+    with local_checkpoint(checkpoint) as folder:
+        model, meta = load_model(folder, device)
     source = open_dataset(data)
     if source.info.bf_planes != meta["bf_planes"]:
         raise ValueError(f"{data} has {source.info.bf_planes} bright-field planes; the model takes {meta['bf_planes']}")
-    stains, ranges = meta["stains"], meta["target_ranges"]
     info = DatasetInfo(
         name=f"{source.info.name} predicted",
-        stains=stains,
+        stains=meta["stains"],
         bf_planes=source.info.bf_planes,
         pixel_size_um=source.info.pixel_size_um,
         source=f"vsearch predict {checkpoint} --data {data}",
     )
     manifest = source.manifest.set_index("field_id")
     ids = list(manifest.index) if field_ids is None else field_ids
-    done = 0
     with DatasetWriter(out, info, overwrite=overwrite) as writer:
-        fields = source.iter_fields(ids)
-        while batch := [f for _, f in zip(range(batch_size), fields, strict=False)]:
-            x = torch.from_numpy(np.stack([normalise_inputs(f.bf) for f in batch])).to(device)
-            with torch.no_grad():
-                y = model(x).float().cpu().numpy()
-            for field, pred in zip(batch, y, strict=True):
-                predicted = {s: to_uint16(pred[i], *ranges[s]) for i, s in enumerate(stains)}
-                meta_row = manifest.loc[field.field_id, META_COLUMNS].to_dict()
-                writer.add(meta_row, FieldImages(field.field_id, field.bf, predicted))
-            done += len(batch)
+        predicted = predict_fields(model, meta, source.iter_fields(ids), batch_size, device)
+        for done, field in enumerate(predicted, start=1):
+            writer.add(manifest.loc[field.field_id, META_COLUMNS].to_dict(), field)
             if progress:
                 progress(done, len(ids))
     return info

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -47,7 +46,7 @@ def plan_training(config: TrainConfig) -> TrainingPlan:
 def storage_location(uri: str) -> tuple[str, object | None]:
     """(storage_path, storage_filesystem) for Ray Train: absolute local paths, or s3fs through pyarrow."""
     if not storage.is_remote(uri):
-        return str(Path(uri).expanduser().absolute()), None
+        return storage.absolute(uri), None
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
     fs, path = storage.filesystem(uri)

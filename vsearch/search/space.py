@@ -1,0 +1,281 @@
+"""Search-space YAML → pydantic model → an Optuna define-by-run function.
+
+The space names the dataset, the held-out design (which conditions the objective is computed on, and so may
+never be trained on), the composition space (which conditions may enter the training mix, under a budget,
+sampled on the simplex, plus presets), the architecture and optimiser ranges, resources, scheduler, sampler,
+objective and trial count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from vsearch.config import DataConfig, ModelConfig, OptimConfig, Strict, TrainConfig
+from vsearch.data.manifest import condition_of
+
+PRESETS = ("single", "all_non_toxic", "all", "leave_one_type_out")
+NON_TOXIC = "non_toxic"
+MODEL_KEYS = ("family", "depth", "base_width", "norm", "upsampling", "residual")
+
+
+class FloatRange(Strict):
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if not self.low < self.high:
+            raise ValueError(f"empty range: low {self.low} must be below high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class IntRange(Strict):
+    low: int
+    high: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if not self.low <= self.high:
+            raise ValueError(f"empty range: low {self.low} must not exceed high {self.high}")
+        return self
+
+
+def _non_empty(values: list) -> list:
+    if not values:
+        raise ValueError("empty list of choices")
+    return values
+
+
+class HeldOut(Strict):
+    """``phenotype: toxic`` holds out every toxic condition; ``cell_type: breast`` every breast condition;
+    ``both`` holds out (cell_type, phenotype) and trains on neither that type nor that phenotype;
+    ``explicit`` lists the held-out conditions."""
+
+    leave_out: Literal["phenotype", "cell_type", "both", "explicit"]
+    phenotype: str | None = None
+    cell_type: str | None = None
+    conditions: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _complete(self) -> HeldOut:
+        needs = {"phenotype": ["phenotype"], "cell_type": ["cell_type"], "both": ["cell_type", "phenotype"]}
+        for key in needs.get(self.leave_out, []):
+            if getattr(self, key) is None:
+                raise ValueError(f"leave_out: {self.leave_out} needs '{key}'")
+        if self.leave_out == "explicit" and not self.conditions:
+            raise ValueError("leave_out: explicit needs a non-empty 'conditions' list")
+        return self
+
+    def split(self, conditions: list[str]) -> tuple[list[str], list[str]]:
+        """(held-out conditions, conditions a training mix may use) among the dataset's ``conditions``."""
+        parts = {c: c.split("/") for c in conditions}
+        if self.leave_out == "phenotype":
+            held = [c for c, (_, p) in parts.items() if p == self.phenotype]
+            allowed = [c for c in conditions if c not in held]
+        elif self.leave_out == "cell_type":
+            held = [c for c, (t, _) in parts.items() if t == self.cell_type]
+            allowed = [c for c in conditions if c not in held]
+        elif self.leave_out == "both":
+            held = [condition_of(self.cell_type, self.phenotype)]
+            allowed = [c for c, (t, p) in parts.items() if t != self.cell_type and p != self.phenotype]
+        else:
+            held = list(self.conditions)
+            allowed = [c for c in conditions if c not in held]
+        return held, allowed
+
+
+class CompositionSpace(Strict):
+    conditions: list[str] | None = None  # which may enter the mix (default: every non-held-out condition)
+    budget: int = Field(48, ge=1)
+    min_weight: float = Field(0.0, ge=0, lt=1)
+    presets: list[Literal["single", "all_non_toxic", "all", "leave_one_type_out"]] = Field(default_factory=list)
+    sample_weights: bool = True  # besides presets, sample free weights on the simplex
+
+
+class ModelSpace(Strict):
+    family: list[Literal["unet", "pix2pixhd"]] = Field(default_factory=lambda: ["unet"])
+    depth: IntRange | list[int] = Field(default_factory=lambda: [3])
+    base_width: list[int] = Field(default_factory=lambda: [16])
+    norm: list[Literal["batch", "instance", "group"]] = Field(default_factory=lambda: ["batch"])
+    upsampling: list[Literal["transpose", "bilinear", "pixelshuffle"]] = Field(default_factory=lambda: ["transpose"])
+    residual: list[bool] = Field(default_factory=lambda: [False])
+
+    _non_empty = field_validator("family", "base_width", "norm", "upsampling", "residual")(_non_empty)
+
+
+class OptimSpace(Strict):
+    lr: FloatRange | float = 2e-3
+    batch_size: list[int] = Field(default_factory=lambda: [16])
+    loss: list[Literal["l1", "l2", "l1_ssim"]] = Field(default_factory=lambda: ["l1"])
+    epochs: IntRange | int = 3
+    optimizer: Literal["adamw", "adam"] = "adamw"
+
+    _non_empty = field_validator("batch_size", "loss")(_non_empty)
+
+
+class TrialResources(Strict):
+    workers: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1, gt=0)
+    gpus_per_worker: float = Field(0, ge=0)
+    max_concurrent: int | None = Field(None, ge=1)  # default: as many as the cluster's resources allow
+    max_failures: int = Field(1, ge=0)  # retries of a failed trial
+
+
+class Scheduler(Strict):
+    type: Literal["asha", "none"] = "none"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(2, gt=1)
+
+
+class Objective(Strict):
+    mode: Literal["composite", "multi"] = "composite"
+    weights: dict[Literal["pixel", "instance", "feature", "assay"], float] = Field(
+        default_factory=lambda: {"pixel": 1.0, "instance": 1.0, "feature": 1.0}
+    )
+    eval_fields_per_condition: int = Field(8, ge=1)  # held-out fields scored per condition
+
+
+class SearchSpace(Strict):
+    dataset: str
+    stains: list[str] = Field(default_factory=lambda: ["nuclei", "cytoplasm", "dna_damage"], min_length=1)
+    held_out: HeldOut
+    composition: CompositionSpace = Field(default_factory=CompositionSpace)
+    model: ModelSpace = Field(default_factory=ModelSpace)
+    optim: OptimSpace = Field(default_factory=OptimSpace)
+    patch: int = Field(64, ge=16)
+    patches_per_field: int = Field(8, ge=1)
+    trial: TrialResources = Field(default_factory=TrialResources)
+    scheduler: Scheduler = Field(default_factory=Scheduler)
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    objective: Objective = Field(default_factory=Objective)
+    num_trials: int = Field(8, ge=1)
+    seed: int = 0
+    storage: str | None = None  # Optuna storage URL; default: SQLite in the results folder
+    results: str = "results/search"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchSpace:
+        if self.objective.mode == "multi" and self.scheduler.type != "none":
+            raise ValueError("scheduler: multi-objective search runs without early stopping (use type: none)")
+        if self.sampler == "nsga2" and self.objective.mode != "multi":
+            raise ValueError("sampler: nsga2 is for objective.mode: multi")
+        if not self.composition.sample_weights and not self.composition.presets:
+            raise ValueError("composition: enable sample_weights or name at least one preset")
+        return self
+
+
+class ResolvedSpace:
+    """A space checked against its dataset: held-out and trainable conditions, nothing shared."""
+
+    def __init__(self, space: SearchSpace, dataset_conditions: list[str]) -> None:
+        self.space = space
+        known = sorted(dataset_conditions)
+        for key, names in (
+            ("held_out.conditions", space.held_out.conditions),
+            ("composition.conditions", space.composition.conditions or []),
+        ):
+            unknown = [c for c in names if c not in known]
+            if unknown:
+                raise ValueError(f"{key}: unknown condition {unknown[0]!r}; the dataset has {known}")
+        held, allowed = space.held_out.split(known)
+        if not held:
+            raise ValueError(f"held_out: no condition of the dataset is held out by {space.held_out.model_dump()}")
+        trainable = space.composition.conditions if space.composition.conditions is not None else allowed
+        overlap = sorted(set(trainable) & set(held))
+        if overlap:
+            raise ValueError(f"composition.conditions: {overlap[0]!r} is held out, so it cannot be in a training mix")
+        excluded = sorted(set(trainable) - set(allowed))
+        if excluded:
+            raise ValueError(f"composition.conditions: {excluded[0]!r} shares the held-out cell type or phenotype")
+        if not trainable:
+            raise ValueError("composition: no condition is left to train on")
+        self.held_out, self.trainable = held, sorted(trainable)
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """Optuna define-by-run: samples one trial's composition, model and optimiser (its params are recorded)."""
+        return {"composition": self._composition(trial), **self._model(trial), **self._optim(trial)}
+
+    def _composition(self, trial: Any) -> dict[str, float]:
+        c = self.space.composition
+        kinds = [*c.presets, *(["sampled"] if c.sample_weights else [])]
+        kind = trial.suggest_categorical("composition_kind", kinds) if len(kinds) > 1 else kinds[0]
+        if kind == "sampled":
+            # normalised-exponential trick: E_i = -log(U_i) gives a flat Dirichlet on the simplex
+            exps = {k: -math.log(max(trial.suggest_float(f"u_{k}", 0.0, 1.0), 1e-12)) for k in self.trainable}
+            weights = {k: v / sum(exps.values()) for k, v in exps.items()}
+            kept = {k: w for k, w in weights.items() if w >= c.min_weight} or {max(weights, key=weights.get): 1.0}
+            return _normalise(kept)
+        if kind == "single":
+            return {trial.suggest_categorical("single_condition", self.trainable): 1.0}
+        if kind == "all_non_toxic":
+            chosen = [k for k in self.trainable if k.split("/")[1] == NON_TOXIC] or self.trainable
+            return _normalise(dict.fromkeys(chosen, 1.0))
+        if kind == "leave_one_type_out":
+            types = sorted({k.split("/")[0] for k in self.trainable})
+            if len(types) < 2:
+                return _normalise(dict.fromkeys(self.trainable, 1.0))
+            left_out = trial.suggest_categorical("type_left_out", types)
+            return _normalise({k: 1.0 for k in self.trainable if k.split("/")[0] != left_out})
+        return _normalise(dict.fromkeys(self.trainable, 1.0))
+
+    def _model(self, trial: Any) -> dict[str, Any]:
+        m = self.space.model
+        depth = (
+            trial.suggest_int("depth", m.depth.low, m.depth.high)
+            if isinstance(m.depth, IntRange)
+            else _pick(trial, "depth", m.depth)
+        )
+        return {
+            "family": _pick(trial, "family", m.family),
+            "depth": depth,
+            "base_width": _pick(trial, "base_width", m.base_width),
+            "norm": _pick(trial, "norm", m.norm),
+            "upsampling": _pick(trial, "upsampling", m.upsampling),
+            "residual": _pick(trial, "residual", m.residual),
+        }
+
+    def _optim(self, trial: Any) -> dict[str, Any]:
+        o = self.space.optim
+        lr = trial.suggest_float("lr", o.lr.low, o.lr.high, log=o.lr.log) if isinstance(o.lr, FloatRange) else o.lr
+        epochs = (
+            trial.suggest_int("epochs", o.epochs.low, o.epochs.high) if isinstance(o.epochs, IntRange) else o.epochs
+        )
+        return {
+            "lr": lr,
+            "epochs": epochs,
+            "batch_size": _pick(trial, "batch_size", o.batch_size),
+            "loss": _pick(trial, "loss", o.loss),
+        }
+
+    def train_config(self, sampled: dict[str, Any], name: str, storage: str) -> TrainConfig:
+        """The ``TrainConfig`` of one trial."""
+        s = self.space
+        return TrainConfig(
+            data=DataConfig(
+                dataset=s.dataset, stains=s.stains, composition=sampled["composition"], budget=s.composition.budget,
+                patch=s.patch, patches_per_field=s.patches_per_field, batch_size=sampled["batch_size"],
+            ),
+            model=ModelConfig(**{k: sampled[k] for k in MODEL_KEYS}),
+            optim=OptimConfig(optimizer=s.optim.optimizer, lr=sampled["lr"], loss=sampled["loss"]),
+            epochs=sampled["epochs"],
+            workers=s.trial.workers,
+            use_gpu=s.trial.gpus_per_worker > 0,
+            seed=s.seed,
+            name=name,
+            storage=storage,
+        )  # fmt: skip
+
+
+def _pick(trial: Any, name: str, choices: list) -> Any:
+    return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
+
+
+def _normalise(weights: dict[str, float]) -> dict[str, float]:
+    total = sum(weights.values())
+    return {k: v / total for k, v in sorted(weights.items())}

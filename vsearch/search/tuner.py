@@ -1,0 +1,261 @@
+"""Ray Tune + Optuna: each trial samples a composition and model (define-by-run), trains it with a
+``TorchTrainer`` (metrics reach Tune through ``TuneReportCallback``), then scores it on held-out conditions."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray.tune.search.optuna import OptunaSearch
+
+from vsearch.data import storage
+from vsearch.data.dataset import open_dataset
+from vsearch.search.heldout import held_out_fields, score_held_out
+from vsearch.search.space import ResolvedSpace, SearchSpace
+from vsearch.train.trainer import build_trainer, plan_training, storage_location
+
+EXPERIMENT = "search"
+STUDY = "vsearch"
+TRIALS_FILE = "trials.parquet"
+OBJECTIVES_MULTI = ["pixel", "instance", "feature"]
+
+
+@dataclass
+class SearchPlan:
+    space: SearchSpace
+    resolved: ResolvedSpace
+    eval_field_ids: list[str]
+    results: str
+    study_storage: str
+
+
+def plan_search(space: SearchSpace, results: str | None = None) -> SearchPlan:
+    """Every check that needs no Ray: the dataset, conditions, held-out fields; refuses overlaps."""
+    space = space.model_copy(update={"dataset": storage.absolute(space.dataset)})
+    dataset = open_dataset(space.dataset)
+    missing = [s for s in space.stains if s not in dataset.info.stains]
+    if missing:
+        raise ValueError(f"stains: {missing[0]!r} is not a stain of {space.dataset} ({dataset.info.stains})")
+    conditions = sorted(set(dataset.manifest.cell_type + "/" + dataset.manifest.phenotype))
+    resolved = ResolvedSpace(space, conditions)
+    eval_ids = held_out_fields(
+        dataset.manifest, resolved.held_out, space.objective.eval_fields_per_condition, space.seed
+    )
+    results = storage.absolute(results or space.results)
+    return SearchPlan(space, resolved, eval_ids, results, space.storage or default_study_storage(results))
+
+
+def default_study_storage(results: str) -> str:
+    """SQLite inside a local results folder; for remote results, a local cache file (copied there at the end)."""
+    if storage.is_remote(results):
+        cache = Path.home() / ".cache" / "vsearch" / results.replace("://", "_").replace("/", "_")
+        cache.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{cache / 'optuna.db'}"
+    Path(results).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(results).absolute() / 'optuna.db'}"
+
+
+def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
+    """One Tune trial: train (epoch metrics go to Tune), then report the held-out scores."""
+    import ray.tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    sampled = config["trial_config"]
+    trial_id = ray.tune.get_context().get_trial_id()
+    train_config = plan.resolved.train_config(
+        sampled, name=f"trial_{trial_id}", storage=storage.join(plan.results, "runs")
+    )
+    started = time.perf_counter()
+    training = plan_training(train_config)
+    result = build_trainer(train_config, training, callbacks=[TuneReportCallback()]).fit()
+    train_s = time.perf_counter() - started
+    checkpoint = result.checkpoint.path if storage_location(plan.results)[1] is None else _remote_path(plan, result)
+    device = "cuda" if plan.space.trial.gpus_per_worker > 0 else "cpu"
+    scores, _ = score_held_out(
+        checkpoint, training.dataset, plan.eval_field_ids, plan.space.stains, plan.space.objective.weights, device
+    )
+    wall = time.perf_counter() - started
+    reserved_cpus = plan.space.trial.workers * plan.space.trial.cpus_per_worker + 1
+    ray.tune.report(
+        {
+            **scores,
+            "epoch": train_config.epochs - 1,
+            "held_out_scored": True,
+            "train_seconds": train_s,
+            "trial_seconds": wall,
+            "cpu_seconds": wall * reserved_cpus,
+            "gpu_seconds": wall * plan.space.trial.workers * plan.space.trial.gpus_per_worker,
+        }
+    )
+
+
+def _remote_path(plan: SearchPlan, result) -> str:
+    scheme = plan.results.split("://", 1)[0]
+    return f"{scheme}://{result.checkpoint.path}"
+
+
+class HeldOutOptunaSearch(OptunaSearch):
+    """Tells Optuna only results that carry the held-out objective; epoch results carry validation scores."""
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if isinstance(self.metric, str) and self.metric not in result:
+            return
+        super().on_trial_result(trial_id, result)
+
+
+class DefineByRun:
+    """Optuna's define-by-run function (a class, so the searcher's checkpoint can pickle it)."""
+
+    def __init__(self, resolved: ResolvedSpace) -> None:
+        self.resolved = resolved
+
+    def __call__(self, trial) -> dict[str, Any]:
+        return {"trial_config": self.resolved.suggest(trial)}
+
+
+def max_concurrent(space: SearchSpace, cluster: dict[str, float]) -> int:
+    """Trials that fit at once: each needs its workers' CPUs plus one CPU for Ray Data, and their GPUs."""
+    t = space.trial
+    by_cpu = math.floor(cluster.get("CPU", 1) / (t.workers * t.cpus_per_worker + 1))
+    by_gpu = math.floor(cluster.get("GPU", 0) / (t.workers * t.gpus_per_worker)) if t.gpus_per_worker else by_cpu
+    fit = max(1, min(by_cpu, by_gpu))
+    return min(fit, t.max_concurrent) if t.max_concurrent else fit
+
+
+def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = False):
+    import optuna
+    import ray
+    import ray.tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    space = plan.space
+    multi = space.objective.mode == "multi"
+    metric, mode = (OBJECTIVES_MULTI, ["max"] * len(OBJECTIVES_MULTI)) if multi else ("objective", "max")
+    sampler = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=space.seed),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=space.seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=space.seed),
+    }[space.sampler]()
+
+    searcher = HeldOutOptunaSearch(
+        space=DefineByRun(plan.resolved),
+        metric=metric,
+        mode=mode,
+        sampler=sampler,
+        study_name=STUDY,
+        storage=optuna.storages.RDBStorage(plan.study_storage),
+        seed=space.seed,
+    )
+    scheduler = (
+        ASHAScheduler(
+            metric="val_score", mode="max", time_attr="training_iteration", grace_period=space.scheduler.grace_period,
+            reduction_factor=space.scheduler.reduction_factor, max_t=1000,
+        )
+        if space.scheduler.type == "asha"
+        else None
+    )  # fmt: skip
+    storage_path, storage_filesystem = storage_location(plan.results)
+    # the trial driver only waits on its TorchTrainer: it reserves memory, not CPUs, which go to workers and Ray Data
+    trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, plan=plan), {"cpu": 0, "memory": 2**28})
+    run_config = ray.tune.RunConfig(
+        name=EXPERIMENT,
+        storage_path=storage_path,
+        storage_filesystem=storage_filesystem,
+        failure_config=ray.tune.FailureConfig(max_failures=space.trial.max_failures),
+        callbacks=callbacks,
+        verbose=0,
+    )
+    experiment = f"{storage_path}/{EXPERIMENT}"
+    if resume:
+        if not ray.tune.Tuner.can_restore(experiment, storage_filesystem=storage_filesystem):
+            raise ValueError(f"--resume: no search to resume at {storage.join(plan.results, EXPERIMENT)}")
+        return ray.tune.Tuner.restore(
+            experiment,
+            trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            storage_filesystem=storage_filesystem,
+        )
+    return ray.tune.Tuner(
+        trainable,
+        tune_config=ray.tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=space.num_trials,
+            max_concurrent_trials=max_concurrent(space, ray.cluster_resources()),
+        ),
+        run_config=run_config,
+    )
+
+
+def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
+    """One row per trial: status, config, composition weights, held-out scores, composite, timings."""
+    epochs_wanted = {}
+    rows = []
+    for result in results_grid:
+        metrics = result.metrics or {}
+        sampled = (result.config or {}).get("trial_config", {})
+        epochs_wanted = sampled.get("epochs")
+        scored = bool(metrics.get("held_out_scored"))
+        if result.error is not None:
+            status = "failed"
+        elif scored:
+            status = "completed"
+        else:
+            status = "stopped_early"
+        row: dict[str, Any] = {
+            "trial_id": metrics.get("trial_id") or Path(result.path).name,
+            "status": status,
+            "error": str(result.error) if result.error is not None else "",
+            "epochs_trained": int(metrics.get("training_iteration", 0)) - (1 if scored else 0),
+            "epochs_planned": epochs_wanted,
+            "config": json.dumps({k: v for k, v in sampled.items() if k != "composition"}, sort_keys=True),
+            "composition": json.dumps(sampled.get("composition", {}), sort_keys=True),
+            "composite": metrics.get("objective", float("nan")),
+            "val_score": metrics.get("val_score", float("nan")),
+        }
+        row |= {f"w/{c}": sampled.get("composition", {}).get(c, 0.0) for c in plan.resolved.trainable}
+        row |= {level: metrics.get(level, float("nan")) for level in ("pixel", "instance", "feature", "assay")}
+        row |= {f"score/{k}": v for k, v in metrics.items() if k.count("/") == 3 and isinstance(v, float | int)}
+        row |= {
+            k: metrics.get(k, float("nan")) for k in ("train_seconds", "trial_seconds", "cpu_seconds", "gpu_seconds")
+        }
+        row["held_out"] = json.dumps(plan.resolved.held_out)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_trials(table: pd.DataFrame, results: str) -> str:
+    fs, root = storage.filesystem(results)
+    path = f"{root}/{TRIALS_FILE}"
+    with fs.open(path, "wb") as f:
+        table.to_parquet(f, index=False)
+    return storage.join(results, TRIALS_FILE)
+
+
+def run_search(
+    space: SearchSpace, *, results: str | None = None, resume: bool = False, callbacks: list | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Run (or resume) the search; returns the trials table and where it was written."""
+    import ray
+
+    plan = plan_search(space, results)
+    # epoch reports carry the validation score (for ASHA); only the final report carries the held-out objective
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, configure_logging=False, log_to_driver=False
+        )
+    grid = build_tuner(plan, callbacks, resume).fit()
+    table = trials_table(grid, plan)
+    where = write_trials(table, plan.results)
+    if storage.is_remote(plan.results) and plan.study_storage.startswith("sqlite:///"):
+        fs, root = storage.filesystem(plan.results)
+        fs.put(plan.study_storage.removeprefix("sqlite:///"), f"{root}/optuna.db")
+    return table, where
