@@ -103,5 +103,21 @@ def load_yaml(path: str | Path, model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(raw or {})
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in error.errors())
-        raise ValueError(f"{path}: {problems}") from None
+        raise ValueError(f"{path}: {describe_errors(error)}") from None
+
+
+_TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "none", "literal_error"}
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One message per offending key (``a.b.c: why``): union branches' type tags are dropped, and a value error
+    is preferred to the type mismatches of the other branches."""
+    by_key: dict[str, str] = {}
+    for e in error.errors():
+        parts = [
+            str(p) for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS or p[:1].isupper()))
+        ]
+        key = ".".join(parts) or "(top level)"
+        if key not in by_key or (e["type"] == "value_error" and not by_key[key].startswith("Value error")):
+            by_key[key] = e["msg"]
+    return "; ".join(f"{key}: {message}" for key, message in by_key.items())

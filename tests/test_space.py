@@ -1,0 +1,109 @@
+"""Search spaces: validation before Ray starts, held-out designs, composition sampling."""
+
+import optuna
+import pytest
+import ray
+import yaml
+from typer.testing import CliRunner
+
+from vsearch.cli import app
+from vsearch.config import check_composition, load_yaml
+from vsearch.search.space import HeldOut, ResolvedSpace, SearchSpace
+
+CONDITIONS = [f"{t}/{p}" for t in ("breast", "lung", "ovarian") for p in ("non_toxic", "toxic")]
+
+
+def space(**overrides) -> dict:
+    base = {"dataset": "unused", "held_out": {"leave_out": "phenotype", "phenotype": "toxic"}}
+    return {**base, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("design", "held", "allowed"),
+    [
+        ({"leave_out": "phenotype", "phenotype": "toxic"}, ["breast/toxic", "lung/toxic", "ovarian/toxic"],
+         ["breast/non_toxic", "lung/non_toxic", "ovarian/non_toxic"]),
+        ({"leave_out": "cell_type", "cell_type": "breast"}, ["breast/non_toxic", "breast/toxic"],
+         ["lung/non_toxic", "lung/toxic", "ovarian/non_toxic", "ovarian/toxic"]),
+        ({"leave_out": "both", "cell_type": "breast", "phenotype": "toxic"}, ["breast/toxic"],
+         ["lung/non_toxic", "ovarian/non_toxic"]),
+        ({"leave_out": "explicit", "conditions": ["lung/toxic", "ovarian/non_toxic"]},
+         ["lung/toxic", "ovarian/non_toxic"],
+         ["breast/non_toxic", "breast/toxic", "lung/non_toxic", "ovarian/toxic"]),
+    ],
+    ids=["phenotype", "cell_type", "both", "explicit"],
+)  # fmt: skip
+def test_held_out_designs(design, held, allowed):
+    got_held, got_allowed = HeldOut(**design).split(CONDITIONS)
+    assert sorted(got_held) == held and sorted(got_allowed) == allowed
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"optim": {"lrr": 0.1}}, r"optim.lrr: Extra inputs are not permitted"),
+        (
+            {"optim": {"lr": {"low": 0.01, "high": 0.001}}},
+            r"optim.lr: Value error, empty range: low 0.01 must be below",
+        ),
+        ({"model": {"norm": []}}, r"model.norm: Value error, empty list of choices"),
+        ({"held_out": {"leave_out": "phenotype"}}, r"held_out: Value error, leave_out: phenotype needs 'phenotype'"),
+        ({"sampler": "nsga2"}, r"sampler: nsga2 is for objective.mode: multi"),
+    ],
+    ids=["unknown key", "empty range", "empty choices", "incomplete held-out", "nsga2 single"],
+)
+def test_invalid_spaces_name_the_key(tmp_path, overrides, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space(**overrides)))
+    with pytest.raises(ValueError, match=message):
+        load_yaml(path, SearchSpace)
+
+
+def test_conditions_are_checked_against_the_dataset():
+    with pytest.raises(ValueError, match=r"held_out.conditions: unknown condition 'liver/toxic'"):
+        ResolvedSpace(
+            SearchSpace(**space(held_out={"leave_out": "explicit", "conditions": ["liver/toxic"]})), CONDITIONS
+        )
+    overlap = space(composition={"conditions": ["lung/toxic", "lung/non_toxic"]})
+    with pytest.raises(ValueError, match=r"composition.conditions: 'lung/toxic' is held out"):
+        ResolvedSpace(SearchSpace(**overlap), CONDITIONS)
+    sharing = space(held_out={"leave_out": "both", "cell_type": "lung", "phenotype": "toxic"},
+                    composition={"conditions": ["lung/non_toxic"]})  # fmt: skip
+    with pytest.raises(ValueError, match=r"'lung/non_toxic' shares the held-out cell type or phenotype"):
+        ResolvedSpace(SearchSpace(**sharing), CONDITIONS)
+
+
+def test_cli_refuses_bad_space_before_ray_starts(tmp_path, small_screen):
+    assert not ray.is_initialized()
+    bad = space(dataset=small_screen, held_out={"leave_out": "explicit", "conditions": ["lung/toxic"]},
+                composition={"conditions": ["lung/toxic"]})  # fmt: skip
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert "composition.conditions: 'lung/toxic' is held out" in result.output
+    assert not ray.is_initialized()
+
+
+def test_sampled_compositions_never_contain_held_out_conditions():
+    resolved = ResolvedSpace(
+        SearchSpace(
+            **space(
+                composition={"presets": ["single", "all_non_toxic", "all", "leave_one_type_out"], "min_weight": 0.1}
+            )
+        ),
+        CONDITIONS,
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kinds = set()
+    for _ in range(300):
+        trial = study.ask()
+        sampled = resolved.suggest(trial)
+        composition = sampled["composition"]
+        kinds.add(trial.params.get("composition_kind"))
+        check_composition(composition)
+        assert not set(composition) & set(resolved.held_out)
+        assert set(composition) <= set(resolved.trainable)
+        assert min(composition.values()) >= 0.1 - 1e-12
+        study.tell(trial, 0.0)
+    assert kinds == {"single", "all_non_toxic", "all", "leave_one_type_out", "sampled"}
