@@ -155,21 +155,25 @@ def compare_features(
     pred_objects: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per feature: normalised MAE (mean |real − predicted| over wells / std of the real feature across wells),
-    Pearson r across wells, and the Wasserstein distance of per-object values divided by the real std.
-    Features that are constant across real wells get NaN normalised scores."""
+    Pearson r across wells, the Wasserstein distance of per-object values divided by the real std, and
+    ``coverage``: the fraction of wells with a real value that also have a predicted one (a prediction with no
+    objects has none). Features that are constant across real wells get NaN normalised scores."""
     shared = real_wells.index.intersection(pred_wells.index)
     rows = []
     for name in real_wells.columns:
         real = real_wells.loc[shared, name].to_numpy(np.float64)
         pred = (pred_wells[name] if name in pred_wells else pd.Series(np.nan, pred_wells.index)).loc[shared]
         pred = pred.to_numpy(np.float64)
-        ok = np.isfinite(real) & np.isfinite(pred)
+        measured = np.isfinite(real)
+        ok = measured & np.isfinite(pred)
+        coverage = float(ok.sum() / measured.sum()) if measured.any() else np.nan
         real, pred = real[ok], pred[ok]
         spread = real.std() if len(real) > 1 else 0.0
         mae = float(np.abs(real - pred).mean()) if len(real) else np.nan
         row = {
             "feature": name,
             "wells": len(real),
+            "coverage": coverage,
             "mae": mae,
             "nmae": mae / spread if spread > 0 else (0.0 if mae == 0 else np.nan),
             "pearson_r": _pearson(real, pred),

@@ -143,14 +143,12 @@ def _feature_tables(
     results: list[FieldEvaluation], meta: pd.DataFrame, config: EvaluationConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     if "feature" not in config.levels or not results:
-        no_features = pd.DataFrame(columns=[*CONDITION_KEYS, "feature", "nmae"])
+        no_features = pd.DataFrame(columns=[*CONDITION_KEYS, "feature", "nmae", "coverage"])
         return pd.DataFrame(), no_features, pd.DataFrame(columns=["cell_type", "feature", "call_agreement"])
     per_source_objects, per_source_wells = {}, []
     for source in ("real", "pred"):
-        objects = pd.concat(
-            [r.objects[source].assign(field_id=r.field_id) for r in results if len(r.objects.get(source, []))],
-            ignore_index=True,
-        )
+        frames = [r.objects[source].assign(field_id=r.field_id) for r in results if len(r.objects.get(source, []))]
+        objects = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"field_id": pd.Series(dtype=str)})
         objects = objects.merge(meta, left_on="field_id", right_index=True)
         counts = pd.DataFrame([{"field_id": r.field_id, "n_nuclei": r.nuclei_counts[source]} for r in results])
         counts = counts.merge(meta, left_on="field_id", right_index=True)

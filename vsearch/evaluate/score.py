@@ -5,8 +5,9 @@
 - instance = F1 averaged over IoU thresholds 0.5:0.05:0.95, averaged over fields, for objects segmented in the
              real and in the predicted stain by the same segmenter (nuclei for the nuclear stain, cells for the
              cytoplasm stain; stains with no objects of their own have none).
-- feature  = exp(−mean normalised MAE) over the stain's per-well features: 1 when predicted features equal the
-             real ones, 0.37 when they are off by one real between-well standard deviation on average.
+- feature  = exp(−mean normalised MAE) over the stain's per-well features, times the fraction of (well, feature)
+             pairs the prediction could measure at all: 1 when predicted features equal the real ones, 0.37 when
+             they are off by one real between-well standard deviation on average, 0 when no object is found.
 - assay    = fraction of treated wells whose hit call (calibrated on each source's own controls) agrees between
              real and predicted features, averaged over the stain's assay features.
 - composite = weighted mean of the available levels (weights default to 1).
@@ -28,10 +29,15 @@ def instance_score(f1_mean: np.ndarray) -> np.ndarray:
     return np.asarray(f1_mean, np.float64)
 
 
-def feature_score(nmae: np.ndarray) -> float:
-    values = np.asarray(nmae, np.float64)
+def feature_score(nmae: np.ndarray, coverage: np.ndarray) -> float:
+    """exp(−mean normalised MAE) times the mean coverage: features the prediction could not measure (it found
+    no objects) count against it instead of dropping out."""
+    values, covered = np.asarray(nmae, np.float64), np.asarray(coverage, np.float64)
+    covered = covered[np.isfinite(covered)]
+    if not len(covered):
+        return float("nan")
     values = values[np.isfinite(values)]
-    return float(np.exp(-values.mean())) if len(values) else float("nan")
+    return float(np.exp(-values.mean()) * covered.mean()) if len(values) else 0.0
 
 
 def assay_score(call_agreement: np.ndarray) -> float:
@@ -91,7 +97,7 @@ def summarise(
             scores = {
                 "pixel": float(np.mean(pixel_score(wide["ssim"], wide["pearson_r"]))) if "ssim" in wide else np.nan,
                 "instance": float(np.mean(instance_score(wide["f1_mean"]))) if "f1_mean" in wide else np.nan,
-                "feature": feature_score(own_features["nmae"]),
+                "feature": feature_score(own_features["nmae"], own_features["coverage"]),
                 "assay": assay_score(own_assay["call_agreement"]),
             }
             rows.append(

@@ -1,0 +1,133 @@
+"""`vsearch run` on real Ray: trials.parquet, the Optuna study, held-out-only objectives, ASHA, NSGA-II, resume."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from vsearch.config import load_yaml
+from vsearch.search.space import SearchSpace
+from vsearch.search.tuner import run_search
+
+VSEARCH = str(Path(sys.executable).parent / "vsearch")
+
+
+def write_space(path: Path, dataset: str, results: str, **overrides) -> Path:
+    space = {
+        "dataset": dataset,
+        "held_out": {"leave_out": "phenotype", "phenotype": "toxic"},
+        "composition": {"budget": 8, "presets": ["single"], "sample_weights": True, "min_weight": 0.05},
+        "model": {"depth": [2], "base_width": [4, 8]},
+        "optim": {"lr": {"low": 0.0005, "high": 0.005, "log": True}, "batch_size": [8], "epochs": 2},
+        "patch": 48,
+        "patches_per_field": 2,
+        "objective": {"eval_fields_per_condition": 3},
+        "num_trials": 2,
+        "results": results,
+        **overrides,
+    }
+    path.write_text(yaml.safe_dump(space))
+    return path
+
+
+def test_search_writes_trials_and_study_scoring_only_held_out_conditions(small_screen, tmp_path, ray_local):
+    space = load_yaml(write_space(tmp_path / "s.yaml", small_screen, str(tmp_path / "results")), SearchSpace)
+    table, where = run_search(space)
+    assert where.endswith("trials.parquet") and Path(where).exists()
+    trials = pd.read_parquet(where)
+    assert list(trials.trial_id) == list(table.trial_id)
+    assert len(trials) == 2 and set(trials.status) == {"completed"}
+    for column in ("trial_id", "config", "composition", "composite", "pixel", "instance", "feature",
+                   "train_seconds", "trial_seconds", "cpu_seconds", "gpu_seconds"):  # fmt: skip
+        assert column in trials, column
+    held_out = {"breast/toxic", "lung/toxic", "ovarian/toxic"}
+    score_columns = [c for c in trials if c.startswith("score/")]
+    assert score_columns
+    for column in score_columns:  # score/<cell_type>/<phenotype>/<stain>/<level>
+        _, cell_type, phenotype, *_ = column.split("/")
+        assert f"{cell_type}/{phenotype}" in held_out
+    for row in trials.itertuples():
+        composition = json.loads(row.composition)
+        assert composition and not set(composition) & held_out
+        assert abs(sum(composition.values()) - 1) < 1e-9
+        assert 0 <= row.composite <= 1
+    weight_columns = [c for c in trials if c.startswith("w/")]
+    assert sorted(weight_columns) == ["w/breast/non_toxic", "w/lung/non_toxic", "w/ovarian/non_toxic"]
+    study = optuna.load_study(study_name="vsearch", storage=f"sqlite:///{tmp_path / 'results' / 'optuna.db'}")
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 2
+    assert sorted(t.value for t in study.trials) == pytest.approx(sorted(trials.composite))
+
+
+def test_asha_stops_some_trials_early(small_screen, tmp_path, ray_local):
+    path = write_space(
+        tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), num_trials=5,
+        optim={"lr": {"low": 1e-6, "high": 0.01, "log": True}, "batch_size": [8], "epochs": 4},
+        scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
+    )  # fmt: skip
+    table, _ = run_search(load_yaml(path, SearchSpace))
+    stopped = table[table.status == "stopped_early"]
+    assert len(stopped) >= 1, table[["status", "epochs_trained", "val_score"]]
+    assert (stopped.epochs_trained < 4).all() and stopped.composite.isna().all()
+    assert (table.status == "completed").any()
+
+
+def test_multi_objective_nsga2_returns_a_pareto_set(small_screen, tmp_path, ray_local):
+    path = write_space(
+        tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), num_trials=3, sampler="nsga2",
+        objective={"mode": "multi", "eval_fields_per_condition": 3},
+    )  # fmt: skip
+    table, _ = run_search(load_yaml(path, SearchSpace))
+    assert (table.status == "completed").all()
+    study = optuna.load_study(study_name="vsearch", storage=f"sqlite:///{tmp_path / 'results' / 'optuna.db'}")
+    assert len(study.directions) == 3
+    pareto = study.best_trials
+    assert 1 <= len(pareto) <= 3
+    values = {t.number: t.values for t in study.trials}
+    for best in pareto:  # no trial dominates a Pareto trial
+        for other in values.values():
+            assert not (all(o >= b for o, b in zip(other, best.values, strict=True)) and other != best.values)
+
+
+def completed_in_study(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as connection:
+        try:
+            return connection.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_killed_search_resumes_without_losing_or_repeating_trials(small_screen, tmp_path):
+    results = tmp_path / "results"
+    path = write_space(tmp_path / "s.yaml", small_screen, str(results), num_trials=4)
+    driver = subprocess.Popen(
+        [VSEARCH, "run", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 400
+    while completed_in_study(results / "optuna.db") < 2:
+        assert driver.poll() is None, "the search ended before it could be killed"
+        assert time.monotonic() < deadline, "two trials did not finish in time"
+        time.sleep(1)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    finished_before = completed_in_study(results / "optuna.db")
+    assert 2 <= finished_before < 4
+
+    resumed = subprocess.run(
+        [VSEARCH, "run", str(path), "--resume"], capture_output=True, text=True, timeout=600, env=os.environ.copy()
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert len(trials) == 4 and trials.trial_id.is_unique
+    assert (trials.status == "completed").all()
+    assert completed_in_study(results / "optuna.db") == 4  # the finished trials were not run again
