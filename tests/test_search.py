@@ -1,4 +1,4 @@
-"""`vsearch run` on real Ray: trials.parquet, the Optuna study, held-out-only objectives, ASHA, NSGA-II, resume."""
+"""`vsearch run` on real Ray: trials.parquet, the Optuna study, held-out-only objectives, NSGA-II, resume."""
 
 import json
 import os
@@ -67,19 +67,6 @@ def test_search_writes_trials_and_study_scoring_only_held_out_conditions(small_s
     assert sorted(t.value for t in study.trials) == pytest.approx(sorted(trials.composite))
 
 
-def test_asha_stops_some_trials_early(small_screen, tmp_path, ray_local):
-    path = write_space(
-        tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), num_trials=5,
-        optim={"lr": {"low": 1e-6, "high": 0.01, "log": True}, "batch_size": [8], "epochs": 4},
-        scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
-    )  # fmt: skip
-    table, _ = run_search(load_yaml(path, SearchSpace))
-    stopped = table[table.status == "stopped_early"]
-    assert len(stopped) >= 1, table[["status", "epochs_trained", "val_score"]]
-    assert (stopped.epochs_trained < 4).all() and stopped.composite.isna().all()
-    assert (table.status == "completed").any()
-
-
 def test_multi_objective_nsga2_returns_a_pareto_set(small_screen, tmp_path, ray_local):
     path = write_space(
         tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), num_trials=3, sampler="nsga2",
@@ -118,6 +105,7 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(small_screen, 
         assert driver.poll() is None, "the search ended before it could be killed"
         assert time.monotonic() < deadline, "two trials did not finish in time"
         time.sleep(1)
+    time.sleep(2)  # Tune saves its state right after a trial completes
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     finished_before = completed_in_study(results / "optuna.db")

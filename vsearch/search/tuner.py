@@ -101,12 +101,11 @@ def _remote_path(plan: SearchPlan, result) -> str:
 
 
 class HeldOutOptunaSearch(OptunaSearch):
-    """Tells Optuna only results that carry the held-out objective; epoch results carry validation scores."""
+    """Tells Optuna only each trial's final held-out result: epoch results carry validation scores (ASHA's
+    business, not the study's), and intermediate reports would fail for a trial a resumed run finishes again."""
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if isinstance(self.metric, str) and self.metric not in result:
-            return
-        super().on_trial_result(trial_id, result)
+        return
 
 
 class DefineByRun:
@@ -248,6 +247,8 @@ def run_search(
     plan = plan_search(space, results)
     # epoch reports carry the validation score (for ASHA); only the final report carries the held-out objective
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    # save the experiment state at every step, so a killed search resumes without rerunning finished trials
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
     if not ray.is_initialized():
         ray.init(
             address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, configure_logging=False, log_to_driver=False
