@@ -107,3 +107,12 @@ def test_sampled_compositions_never_contain_held_out_conditions():
         assert min(composition.values()) >= 0.1 - 1e-12
         study.tell(trial, 0.0)
     assert kinds == {"single", "all_non_toxic", "all", "leave_one_type_out", "sampled"}
+
+
+@pytest.mark.parametrize("name", ["demo", "composition", "architecture", "paper"])
+def test_shipped_search_spaces_are_valid(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"
+    space = load_yaml(path, SearchSpace)
+    assert space.num_trials >= 8
