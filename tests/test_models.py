@@ -15,9 +15,10 @@ from vsearch.models.registry import build_discriminator, build_model
         ModelConfig(depth=3, base_width=8),
         ModelConfig(depth=2, base_width=8, norm="instance", upsampling="bilinear", residual=True),
         ModelConfig(depth=4, base_width=4, norm="group", upsampling="pixelshuffle"),
+        ModelConfig(depth=2, base_width=12, norm="group"),
         ModelConfig(family="pix2pixhd", depth=2, base_width=8, generator_blocks=2, norm="instance"),
     ],
-    ids=["unet", "unet-residual-bilinear", "unet-group-pixelshuffle", "pix2pixhd"],
+    ids=["unet", "unet-residual-bilinear", "unet-group-pixelshuffle", "unet-group-width12", "pix2pixhd"],
 )
 def test_output_shape_for_any_input_size(config, size):
     model = build_model(config, in_channels=3, out_channels=2).eval()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -18,7 +19,7 @@ def norm_layer(kind: Norm, channels: int) -> nn.Module:
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
     if kind == "group":
-        return nn.GroupNorm(min(8, channels), channels)
+        return nn.GroupNorm(math.gcd(8, channels), channels)  # up to 8 groups that divide the channels
     raise ValueError(f"unknown norm {kind!r}; choose batch, instance or group")
 
 
