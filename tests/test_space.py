@@ -2,7 +2,6 @@
 
 import optuna
 import pytest
-import ray
 import yaml
 from typer.testing import CliRunner
 
@@ -73,8 +72,11 @@ def test_conditions_are_checked_against_the_dataset():
         ResolvedSpace(SearchSpace(**sharing), CONDITIONS)
 
 
-def test_cli_refuses_bad_space_before_ray_starts(tmp_path, small_screen):
-    assert not ray.is_initialized()
+def test_cli_refuses_bad_space_before_ray_starts(tmp_path, small_screen, monkeypatch):
+    import vsearch.cli
+
+    ray_starts = []
+    monkeypatch.setattr(vsearch.cli, "_init_ray", lambda address: ray_starts.append(address))
     bad = space(dataset=small_screen, held_out={"leave_out": "explicit", "conditions": ["lung/toxic"]},
                 composition={"conditions": ["lung/toxic"]})  # fmt: skip
     path = tmp_path / "space.yaml"
@@ -82,7 +84,7 @@ def test_cli_refuses_bad_space_before_ray_starts(tmp_path, small_screen):
     result = CliRunner().invoke(app, ["run", str(path)])
     assert result.exit_code == 2
     assert "composition.conditions: 'lung/toxic' is held out" in result.output
-    assert not ray.is_initialized()
+    assert ray_starts == []
 
 
 def test_sampled_compositions_never_contain_held_out_conditions():
