@@ -75,7 +75,7 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
     training = plan_training(train_config)
     result = build_trainer(train_config, training, callbacks=[TuneReportCallback()]).fit()
     train_s = time.perf_counter() - started
-    checkpoint = result.checkpoint.path if storage_location(plan.results)[1] is None else _remote_path(plan, result)
+    checkpoint = _checkpoint_uri(plan.results, result.checkpoint.path)
     device = "cuda" if plan.space.trial.gpus_per_worker > 0 else "cpu"
     scores, _ = score_held_out(
         checkpoint, training.dataset, plan.eval_field_ids, plan.space.stains, plan.space.objective.weights, device
@@ -95,9 +95,9 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
     )
 
 
-def _remote_path(plan: SearchPlan, result) -> str:
-    scheme = plan.results.split("://", 1)[0]
-    return f"{scheme}://{result.checkpoint.path}"
+def _checkpoint_uri(results: str, path: str) -> str:
+    """Ray Train reports paths inside its storage filesystem: put the scheme back for remote results."""
+    return f"{results.split('://', 1)[0]}://{path}" if storage.is_remote(results) else path
 
 
 class HeldOutOptunaSearch(OptunaSearch):
@@ -195,12 +195,10 @@ def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = 
 
 def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
     """One row per trial: status, config, composition weights, held-out scores, composite, timings."""
-    epochs_wanted = {}
     rows = []
     for result in results_grid:
         metrics = result.metrics or {}
         sampled = (result.config or {}).get("trial_config", {})
-        epochs_wanted = sampled.get("epochs")
         scored = bool(metrics.get("held_out_scored"))
         if result.error is not None:
             status = "failed"
@@ -213,7 +211,7 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
             "status": status,
             "error": str(result.error) if result.error is not None else "",
             "epochs_trained": int(metrics.get("training_iteration", 0)) - (1 if scored else 0),
-            "epochs_planned": epochs_wanted,
+            "epochs_planned": sampled.get("epochs"),
             "config": json.dumps({k: v for k, v in sampled.items() if k != "composition"}, sort_keys=True),
             "composition": json.dumps(sampled.get("composition", {}), sort_keys=True),
             "composite": metrics.get("objective", float("nan")),
