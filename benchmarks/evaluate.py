@@ -21,6 +21,7 @@ from cp_measure.core.measuretexture import get_texture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vsearch.cluster import connect
 from vsearch.data.dataset import open_dataset
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.evaluate.features import (
@@ -105,7 +106,7 @@ def main() -> None:
         synthesize(spec, uri)
         result: dict[str, object] = {"fields": len(open_dataset(uri).manifest), "size": spec.size}
         result["features"] = feature_overhead(uri)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        connect(num_cpus=2)
         result["levels"] = level_rates(uri)
         ray.shutdown()
     print(json.dumps(result, indent=2))

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vsearch.cluster import connect
 from vsearch.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from vsearch.data.dataset import open_dataset
 from vsearch.data.synth import SynthSpec, synthesize
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--condition", default="lung/non_toxic")
     args = parser.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    connect(num_cpus=2)
     with tempfile.TemporaryDirectory() as tmp:
         screen = f"{tmp}/screen"
         synthesize(SynthSpec(size=128), screen)

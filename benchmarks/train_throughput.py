@@ -18,11 +18,11 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import ray
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vsearch.cluster import connect
 from vsearch.config import DataConfig, ModelConfig, TrainConfig
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.models.registry import build_model
@@ -133,7 +133,7 @@ def main() -> None:
     device = torch.device("cuda" if use_gpu else "cpu")
     if not use_gpu:
         torch.set_num_threads(1)  # the Ray Train worker holds one CPU
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    connect()
     results: dict[str, object] = {
         "preset": args.preset,
         **preset,

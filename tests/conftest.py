@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.s3server import moto_server
+from vsearch.cluster import connect
 from vsearch.data.synth import SynthSpec, synthesize
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -60,6 +61,6 @@ def ray_local() -> Iterator[None]:
     """A real local Ray instance with two CPUs, shared by the tests that fan out."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    connect(num_cpus=2)
     yield
     ray.shutdown()

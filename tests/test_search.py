@@ -84,6 +84,25 @@ def test_multi_objective_nsga2_returns_a_pareto_set(small_screen, tmp_path, ray_
             assert not (all(o >= b for o, b in zip(other, best.values, strict=True)) and other != best.values)
 
 
+def test_asha_stops_trials_whose_validation_score_lags(small_screen, tmp_path, ray_local):
+    path = write_space(
+        tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), num_trials=5,
+        optim={"lr": {"low": 0.00001, "high": 0.005, "log": True}, "batch_size": [8], "epochs": 4},
+        scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
+    )  # fmt: skip
+    _, where = run_search(load_yaml(path, SearchSpace))
+    trials = pd.read_parquet(where)
+    stopped, completed = trials[trials.status == "stopped_early"], trials[trials.status == "completed"]
+    assert len(trials) == 5 and len(stopped) >= 1 and len(completed) >= 1
+    assert (stopped.epochs_trained < 4).all() and stopped.composite.isna().all()
+    assert (completed.epochs_trained == 4).all() and completed.composite.between(0, 1).all()
+    assert trials.val_score.notna().all()
+    study = optuna.load_study(study_name="vsearch", storage=f"sqlite:///{tmp_path / 'results' / 'optuna.db'}")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.PRUNED) == len(stopped)
+    assert states.count(optuna.trial.TrialState.COMPLETE) == len(completed)
+
+
 def completed_in_study(db: Path) -> int:
     if not db.exists():
         return 0

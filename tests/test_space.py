@@ -73,10 +73,10 @@ def test_conditions_are_checked_against_the_dataset():
 
 
 def test_cli_refuses_bad_space_before_ray_starts(tmp_path, small_screen, monkeypatch):
-    import vsearch.cli
+    import vsearch.cluster
 
     ray_starts = []
-    monkeypatch.setattr(vsearch.cli, "_init_ray", lambda address: ray_starts.append(address))
+    monkeypatch.setattr(vsearch.cluster, "connect", lambda address: ray_starts.append(address))
     bad = space(dataset=small_screen, held_out={"leave_out": "explicit", "conditions": ["lung/toxic"]},
                 composition={"conditions": ["lung/toxic"]})  # fmt: skip
     path = tmp_path / "space.yaml"

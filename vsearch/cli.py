@@ -175,13 +175,14 @@ def train(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: RAY_ADDRESS or local).")] = None,
 ) -> None:
     """Train a virtual-staining model on a composition; rerunning the same name resumes from its checkpoint."""
+    from vsearch.cluster import connect
     from vsearch.config import TrainConfig, load_yaml
     from vsearch.train.trainer import train as fit
 
     try:
         config = load_yaml(config_file, TrainConfig)
         config = config.model_copy(update={k: v for k, v in (("name", name), ("storage", storage)) if v})
-        _init_ray(address)
+        connect(address)
         result = fit(config)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
@@ -226,6 +227,7 @@ def run(
     results: Annotated[str | None, typer.Option(help="Results folder or s3:// prefix (default: the space's).")] = None,
 ) -> None:
     """Search training compositions and models, scoring every trial on held-out conditions."""
+    from vsearch.cluster import connect
     from vsearch.config import load_yaml
     from vsearch.search.space import SearchSpace
     from vsearch.search.tuner import plan_search, run_search
@@ -233,7 +235,7 @@ def run(
     try:
         space = load_yaml(space_file, SearchSpace)
         plan_search(space, results)  # every check that needs no Ray, before Ray starts
-        _init_ray(address)
+        connect(address)
         from vsearch.cli_live import LiveTrials
 
         with LiveTrials(console, space.num_trials) as live:
@@ -261,16 +263,6 @@ def _show_best(table, mode: str) -> None:
         )
         best.add_row(objective, row.trial_id, f"{row[objective]:.3f}", mix, model)
     console.print(best)
-
-
-def _init_ray(address: str | None) -> None:
-    import os
-
-    import ray
-
-    if not ray.is_initialized():
-        address = address or os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
 
 
 if __name__ == "__main__":

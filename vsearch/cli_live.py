@@ -67,7 +67,8 @@ class LiveTrials(Callback):
         self._update(trial, **values)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._update(trial, status="done")
+        scored = "objective" in self.rows.get(trial.trial_id, {})
+        self._update(trial, status="done" if scored else "stopped early")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._update(trial, status="failed")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vsearch.cluster import connect
 from vsearch.data.dataset import Dataset, open_dataset, open_dataset_cached
 from vsearch.evaluate.assay import assay_table
 from vsearch.evaluate.features import aggregate_wells, compare_features
@@ -61,8 +62,7 @@ def _fan_out(
 ) -> list[FieldEvaluation]:
     import ray
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    connect()
     in_flight_limit = workers or max(1, int(ray.available_resources().get("CPU", 1)))
     chunk = max(1, min(8, len(field_ids) // (4 * in_flight_limit)))
     chunks = [field_ids[i : i + chunk] for i in range(0, len(field_ids), chunk)]

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from ray.tune.search.optuna import OptunaSearch
 
+from vsearch.cluster import connect
 from vsearch.data import storage
 from vsearch.data.dataset import open_dataset
 from vsearch.search.heldout import held_out_fields, score_held_out
@@ -24,6 +25,8 @@ EXPERIMENT = "search"
 STUDY = "vsearch"
 TRIALS_FILE = "trials.parquet"
 OBJECTIVES_MULTI = ["pixel", "instance", "feature"]
+# carried from the last epoch into the final report: a retried trial resumes after epoch 0 on some node
+EPOCH_METRICS_KEPT = ("val_score", "start_epoch", "node_id")
 
 
 @dataclass
@@ -82,9 +85,11 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
     )
     wall = time.perf_counter() - started
     reserved_cpus = plan.space.trial.workers * plan.space.trial.cpus_per_worker + 1
+    last_epoch = result.metrics or {}
     ray.tune.report(
         {
             **scores,
+            **{k: last_epoch[k] for k in EPOCH_METRICS_KEPT if k in last_epoch},
             "epoch": train_config.epochs - 1,
             "held_out_scored": True,
             "train_seconds": train_s,
@@ -216,6 +221,8 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
             "composition": json.dumps(sampled.get("composition", {}), sort_keys=True),
             "composite": metrics.get("objective", float("nan")),
             "val_score": metrics.get("val_score", float("nan")),
+            "resumed_at_epoch": int(metrics.get("start_epoch", 0)),
+            "node_id": metrics.get("node_id", ""),
         }
         row |= {f"w/{c}": sampled.get("composition", {}).get(c, 0.0) for c in plan.resolved.trainable}
         row |= {level: metrics.get(level, float("nan")) for level in ("pixel", "instance", "feature", "assay")}
@@ -240,17 +247,12 @@ def run_search(
     space: SearchSpace, *, results: str | None = None, resume: bool = False, callbacks: list | None = None
 ) -> tuple[pd.DataFrame, str]:
     """Run (or resume) the search; returns the trials table and where it was written."""
-    import ray
-
     plan = plan_search(space, results)
     # epoch reports carry the validation score (for ASHA); only the final report carries the held-out objective
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # save the experiment state at every step, so a killed search resumes without rerunning finished trials
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
-    if not ray.is_initialized():
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, configure_logging=False, log_to_driver=False
-        )
+    connect()
     grid = build_tuner(plan, callbacks, resume).fit()
     table = trials_table(grid, plan)
     where = write_trials(table, plan.results)

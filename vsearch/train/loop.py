@@ -148,6 +148,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             "train_loss": loss_sum / max(steps, 1),
             "patches_per_s": patches / elapsed if elapsed > 0 else 0.0,
             "lr": optimizer.param_groups[0]["lr"],
+            "node_id": ray.get_runtime_context().get_node_id(),
             **validate(model, val_shard, stains, device, autocast),
         }
         meta = {

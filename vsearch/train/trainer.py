@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from vsearch.cluster import connect
 from vsearch.config import TrainConfig
 from vsearch.data import storage
 from vsearch.data.dataset import Dataset, open_dataset
@@ -88,8 +89,5 @@ def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | Non
 
 def train(config: TrainConfig):
     """Fit; returns the Ray Train ``Result`` (its ``checkpoint`` is the last epoch's)."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    connect()
     return build_trainer(config, plan_training(config)).fit()

@@ -1,0 +1,24 @@
+"""Joining a Ray cluster, or starting a local one."""
+
+from __future__ import annotations
+
+import os
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Joins the cluster at ``address`` (or ``RAY_ADDRESS``), or starts a local Ray; a no-op when connected.
+
+    A local Ray starts with its dashboard: Ray Train removes the placement groups of a trial that Tune stops
+    early (ASHA) only when it can query the dashboard's state API, and a leaked group starves later trials.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=address or os.environ.get("RAY_ADDRESS"),
+        num_cpus=num_cpus,
+        include_dashboard=True,
+        configure_logging=False,
+        log_to_driver=False,
+    )
