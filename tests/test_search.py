@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -138,3 +139,33 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(small_screen, 
     assert len(trials) == 4 and trials.trial_id.is_unique
     assert (trials.status == "completed").all()
     assert completed_in_study(results / "optuna.db") == 4  # the finished trials were not run again
+
+
+def test_trial_whose_worker_is_killed_is_retried_and_the_search_goes_on(small_screen, tmp_path):
+    results = tmp_path / "results"
+    path = write_space(
+        tmp_path / "s.yaml", small_screen, str(results), patches_per_field=100, trial={"max_failures": 1},
+        optim={"lr": 0.002, "batch_size": [8], "epochs": 4},
+    )  # fmt: skip
+    driver = subprocess.Popen(
+        [VSEARCH, "run", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    # Ray Train writes its checkpoint manager's snapshot once the first checkpoint is committed
+    while not (committed := list(results.glob("runs/trial_*/checkpoint_manager_snapshot.json"))):
+        assert driver.poll() is None and time.monotonic() < deadline, "no trial committed a checkpoint"
+        time.sleep(0.1)
+    killed_trial = committed[0].parent.name.removeprefix("trial_")
+    workers = [
+        p for p in psutil.Process(driver.pid).children(recursive=True)
+        if "ray::RayTrainWorker" in " ".join(p.cmdline())
+    ]  # fmt: skip
+    assert len(workers) == 1
+    workers[0].kill()
+    _, stderr = driver.communicate(timeout=600)
+    assert driver.returncode == 0, stderr.decode()[-3000:]
+
+    trials = pd.read_parquet(results / "trials.parquet").set_index("trial_id")
+    assert len(trials) == 2 and (trials.status == "completed").all()
+    assert trials.loc[killed_trial, "resumed_at_epoch"] >= 1  # retried from its last checkpoint, not from scratch
+    assert (trials.drop(index=killed_trial).resumed_at_epoch == 0).all()
