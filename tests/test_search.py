@@ -15,7 +15,9 @@ import psutil
 import pytest
 import yaml
 
+from tests.raycluster import loopback_cluster
 from vsearch.config import load_yaml
+from vsearch.data import storage
 from vsearch.search.space import SearchSpace
 from vsearch.search.tuner import run_search
 
@@ -169,3 +171,23 @@ def test_trial_whose_worker_is_killed_is_retried_and_the_search_goes_on(small_sc
     assert len(trials) == 2 and (trials.status == "completed").all()
     assert trials.loc[killed_trial, "resumed_at_epoch"] >= 1  # retried from its last checkpoint, not from scratch
     assert (trials.drop(index=killed_trial).resumed_at_epoch == 0).all()
+
+
+def test_search_joins_a_two_node_cluster_with_dataset_and_results_on_s3(small_screen, s3_bucket, tmp_path):
+    fs, _ = storage.filesystem(s3_bucket)
+    fs.put(small_screen, f"{s3_bucket}/screen", recursive=True)
+    results = f"{s3_bucket}/search"
+    path = write_space(tmp_path / "s.yaml", f"{s3_bucket}/screen", results, num_trials=4)
+    with loopback_cluster(nodes=2, cpus_per_node=2) as cluster:
+        run = subprocess.run(
+            [VSEARCH, "run", str(path), "--address", cluster.address],
+            capture_output=True, text=True, env=cluster.env, timeout=600,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    with fs.open(f"{results}/trials.parquet", "rb") as f:
+        trials = pd.read_parquet(f)
+    assert len(trials) == 4 and (trials.status == "completed").all()
+    assert set(trials.node_id) == set(cluster.node_ids)  # trials trained on both nodes
+    fs.get(f"{results}/optuna.db", str(tmp_path / "optuna.db"))
+    study = optuna.load_study(study_name="vsearch", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert sorted(t.value for t in study.trials) == pytest.approx(sorted(trials.composite))
