@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from vsearch.cli import app
 from vsearch.config import check_composition, load_yaml
 from vsearch.search.space import HeldOut, ResolvedSpace, SearchSpace
+from vsearch.search.tuner import TuneGridSampler
 
 CONDITIONS = [f"{t}/{p}" for t in ("breast", "lung", "ovarian") for p in ("non_toxic", "toxic")]
 
@@ -102,7 +103,7 @@ def test_sampled_compositions_never_contain_held_out_conditions():
         trial = study.ask()
         sampled = resolved.suggest(trial)
         composition = sampled["composition"]
-        kinds.add(trial.params.get("composition_kind"))
+        kinds.add(sampled["composition_preset"].split(":")[0])
         check_composition(composition)
         assert not set(composition) & set(resolved.held_out)
         assert set(composition) <= set(resolved.trainable)
@@ -111,10 +112,50 @@ def test_sampled_compositions_never_contain_held_out_conditions():
     assert kinds == {"single", "all_non_toxic", "all", "leave_one_type_out", "sampled"}
 
 
-@pytest.mark.parametrize("name", ["demo", "composition", "architecture", "paper"])
+@pytest.mark.parametrize("name", ["demo", "composition", "baselines", "architecture", "paper"])
 def test_shipped_search_spaces_are_valid(name):
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"
     space = load_yaml(path, SearchSpace)
     assert space.num_trials >= 8
+    resolved = ResolvedSpace(space, CONDITIONS)  # the shipped spaces name the synthetic screen's conditions
+    assert not set(resolved.trainable) & set(resolved.held_out)
+
+
+def test_grid_runs_every_preset_and_listed_value_once():
+    grid_space = space(
+        sampler="grid",
+        composition={"presets": ["single", "leave_one_type_out", "all"], "sample_weights": False},
+        model={"base_width": [4, 8], "depth": {"low": 2, "high": 2}},
+        optim={"lr": [0.001, 0.003]},
+    )
+    resolved = ResolvedSpace(SearchSpace(**grid_space), CONDITIONS)
+    non_toxic = ["breast/non_toxic", "lung/non_toxic", "ovarian/non_toxic"]
+    presets = [f"single:{c}" for c in non_toxic] + [f"leave_one_type_out:{t}" for t in ("breast", "lung", "ovarian")]
+    assert resolved.grid() == {"composition": [*presets, "all"], "depth": [2], "base_width": [4, 8],
+                               "lr": [0.001, 0.003]}  # fmt: skip
+    study = optuna.create_study(sampler=TuneGridSampler(resolved.grid(), seed=0))
+    points = set()
+    for _ in range(7 * 2 * 2):
+        trial = study.ask()
+        sampled = resolved.suggest(trial)
+        points.add((sampled["composition_preset"], sampled["base_width"], sampled["lr"]))
+        study.tell(trial, 0.0)
+    assert len(points) == 28
+    mixes = {preset: resolved.preset_weights(preset) for preset, _, _ in points}
+    assert mixes["leave_one_type_out:lung"] == {"breast/non_toxic": 0.5, "ovarian/non_toxic": 0.5}
+    assert mixes["all"] == dict.fromkeys(non_toxic, 1 / 3)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"composition": {"presets": ["single"], "sample_weights": True}}, "composition.sample_weights"),
+        ({"composition": {"presets": ["all"], "sample_weights": False}, "optim": {"lr": {"low": 0.001, "high": 0.01}}},
+         "optim.lr: a grid cannot enumerate a range"),
+    ],
+)  # fmt: skip
+def test_grid_refuses_continuous_dimensions_naming_the_key(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ResolvedSpace(SearchSpace(**space(sampler="grid", **overrides)), CONDITIONS)

@@ -230,15 +230,15 @@ def run(
     from vsearch.cluster import connect
     from vsearch.config import load_yaml
     from vsearch.search.space import SearchSpace
-    from vsearch.search.tuner import plan_search, run_search
+    from vsearch.search.tuner import plan_search, planned_trials, run_search
 
     try:
         space = load_yaml(space_file, SearchSpace)
-        plan_search(space, results)  # every check that needs no Ray, before Ray starts
+        plan = plan_search(space, results)  # every check that needs no Ray, before Ray starts
         connect(address)
         from vsearch.cli_live import LiveTrials
 
-        with LiveTrials(console, space.num_trials) as live:
+        with LiveTrials(console, planned_trials(plan)) as live:
             table, where = run_search(space, results=results, resume=resume, callbacks=[live])
     except (ValueError, FileNotFoundError) as error:
         _fail(error)

@@ -6,7 +6,8 @@ import os
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Joins the cluster at ``address`` (or ``RAY_ADDRESS``), or starts a local Ray; a no-op when connected.
+    """Joins the cluster at ``address`` (or ``RAY_ADDRESS``), or else starts a new local Ray (never a stale
+    ``ray start`` cluster that Ray would otherwise find on this machine); a no-op when connected.
 
     A local Ray starts with its dashboard: Ray Train removes the placement groups of a trial that Tune stops
     early (ASHA) only when it can query the dashboard's state API, and a leaked group starves later trials.
@@ -16,7 +17,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     ray.init(
-        address=address or os.environ.get("RAY_ADDRESS"),
+        address=address or os.environ.get("RAY_ADDRESS") or "local",
         num_cpus=num_cpus,
         include_dashboard=True,
         configure_logging=False,

@@ -9,14 +9,14 @@ objective and trial count.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from vsearch.config import DataConfig, ModelConfig, OptimConfig, Strict, TrainConfig
 from vsearch.data.manifest import condition_of
 
-PRESETS = ("single", "all_non_toxic", "all", "leave_one_type_out")
+SAMPLED = "sampled"
 NON_TOXIC = "non_toxic"
 MODEL_KEYS = ("family", "depth", "base_width", "norm", "upsampling", "residual")
 
@@ -110,7 +110,7 @@ class ModelSpace(Strict):
 
 
 class OptimSpace(Strict):
-    lr: FloatRange | float = 2e-3
+    lr: FloatRange | Annotated[list[float], Field(min_length=1)] | float = 2e-3
     batch_size: list[int] = Field(default_factory=lambda: [16])
     loss: list[Literal["l1", "l2", "l1_ssim"]] = Field(default_factory=lambda: ["l1"])
     epochs: IntRange | int = 3
@@ -152,7 +152,7 @@ class SearchSpace(Strict):
     patches_per_field: int = Field(8, ge=1)
     trial: TrialResources = Field(default_factory=TrialResources)
     scheduler: Scheduler = Field(default_factory=Scheduler)
-    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"  # grid: every preset x listed value, for baselines
     objective: Objective = Field(default_factory=Objective)
     num_trials: int = Field(8, ge=1)
     seed: int = 0
@@ -196,33 +196,71 @@ class ResolvedSpace:
         if not trainable:
             raise ValueError("composition: no condition is left to train on")
         self.held_out, self.trainable = held, sorted(trainable)
+        if space.sampler == "grid":
+            self.grid()
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Optuna define-by-run: samples one trial's composition, model and optimiser (its params are recorded)."""
-        return {"composition": self._composition(trial), **self._model(trial), **self._optim(trial)}
+        choice = _pick(trial, "composition", self.composition_choices())
+        weights = self._sampled_weights(trial) if choice == SAMPLED else self.preset_weights(choice)
+        return {"composition": weights, "composition_preset": choice, **self._model(trial), **self._optim(trial)}
 
-    def _composition(self, trial: Any) -> dict[str, float]:
+    def composition_choices(self) -> list[str]:
+        """Every preset mix as one categorical choice (``single:lung/non_toxic``, ``leave_one_type_out:breast``,
+        ``all_non_toxic``, ``all``), plus ``sampled`` for free weights, so the sampler compares them directly."""
         c = self.space.composition
-        kinds = [*c.presets, *(["sampled"] if c.sample_weights else [])]
-        kind = trial.suggest_categorical("composition_kind", kinds) if len(kinds) > 1 else kinds[0]
-        if kind == "sampled":
-            # normalised-exponential trick: E_i = -log(U_i) gives a flat Dirichlet on the simplex
-            exps = {k: -math.log(max(trial.suggest_float(f"u_{k}", 0.0, 1.0), 1e-12)) for k in self.trainable}
-            weights = {k: v / sum(exps.values()) for k, v in exps.items()}
-            kept = {k: w for k, w in weights.items() if w >= c.min_weight} or {max(weights, key=weights.get): 1.0}
-            return _normalise(kept)
+        types = sorted({k.split("/")[0] for k in self.trainable})
+        choices: list[str] = []
+        for preset in c.presets:
+            if preset == "single":
+                choices += [f"single:{k}" for k in self.trainable]
+            elif preset == "leave_one_type_out":
+                choices += [f"leave_one_type_out:{t}" for t in types] if len(types) > 1 else ["all"]
+            else:
+                choices.append(preset)
+        if c.sample_weights:
+            choices.append(SAMPLED)
+        return list(dict.fromkeys(choices))
+
+    def preset_weights(self, choice: str) -> dict[str, float]:
+        kind, _, argument = choice.partition(":")
         if kind == "single":
-            return {trial.suggest_categorical("single_condition", self.trainable): 1.0}
+            return {argument: 1.0}
         if kind == "all_non_toxic":
             chosen = [k for k in self.trainable if k.split("/")[1] == NON_TOXIC] or self.trainable
-            return _normalise(dict.fromkeys(chosen, 1.0))
-        if kind == "leave_one_type_out":
-            types = sorted({k.split("/")[0] for k in self.trainable})
-            if len(types) < 2:
-                return _normalise(dict.fromkeys(self.trainable, 1.0))
-            left_out = trial.suggest_categorical("type_left_out", types)
-            return _normalise({k: 1.0 for k in self.trainable if k.split("/")[0] != left_out})
-        return _normalise(dict.fromkeys(self.trainable, 1.0))
+        elif kind == "leave_one_type_out":
+            chosen = [k for k in self.trainable if k.split("/")[0] != argument]
+        else:
+            chosen = self.trainable
+        return _normalise(dict.fromkeys(chosen, 1.0))
+
+    def _sampled_weights(self, trial: Any) -> dict[str, float]:
+        # normalised-exponential trick: E_i = -log(U_i) gives a flat Dirichlet on the simplex
+        exps = {k: -math.log(max(trial.suggest_float(f"u_{k}", 0.0, 1.0), 1e-12)) for k in self.trainable}
+        weights = {k: v / sum(exps.values()) for k, v in exps.items()}
+        kept = {k: w for k, w in weights.items() if w >= self.space.composition.min_weight}
+        return _normalise(kept or {max(weights, key=weights.get): 1.0})
+
+    def grid(self) -> dict[str, list]:
+        """The search space of Optuna's ``GridSampler``: every parameter ``suggest`` asks for, enumerated;
+        refuses continuous dimensions, naming their key."""
+        if self.space.composition.sample_weights:
+            raise ValueError("composition.sample_weights: a grid enumerates presets only; set it to false")
+        m, o = self.space.model, self.space.optim
+        for key, value in (("optim.lr", o.lr),):
+            if isinstance(value, FloatRange):
+                raise ValueError(f"{key}: a grid cannot enumerate a range; give a value or a list of values")
+        dimensions = {
+            "composition": self.composition_choices(),
+            **{k: getattr(m, k) for k in MODEL_KEYS if k != "depth"},
+            "depth": _enumerate(m.depth),
+            "lr": o.lr if isinstance(o.lr, list) else [o.lr],
+            "epochs": _enumerate(o.epochs),
+            "batch_size": o.batch_size,
+            "loss": o.loss,
+        }
+        asked = {"depth": isinstance(m.depth, IntRange), "epochs": isinstance(o.epochs, IntRange)}  # suggest_int
+        return {k: list(v) for k, v in dimensions.items() if len(v) > 1 or asked.get(k, False)}
 
     def _model(self, trial: Any) -> dict[str, Any]:
         m = self.space.model
@@ -242,7 +280,10 @@ class ResolvedSpace:
 
     def _optim(self, trial: Any) -> dict[str, Any]:
         o = self.space.optim
-        lr = trial.suggest_float("lr", o.lr.low, o.lr.high, log=o.lr.log) if isinstance(o.lr, FloatRange) else o.lr
+        if isinstance(o.lr, FloatRange):
+            lr = trial.suggest_float("lr", o.lr.low, o.lr.high, log=o.lr.log)
+        else:
+            lr = _pick(trial, "lr", o.lr if isinstance(o.lr, list) else [o.lr])
         epochs = (
             trial.suggest_int("epochs", o.epochs.low, o.epochs.high) if isinstance(o.epochs, IntRange) else o.epochs
         )
@@ -274,6 +315,12 @@ class ResolvedSpace:
 
 def _pick(trial: Any, name: str, choices: list) -> Any:
     return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
+
+
+def _enumerate(values: IntRange | list[int] | int) -> list[int]:
+    if isinstance(values, IntRange):
+        return list(range(values.low, values.high + 1))
+    return values if isinstance(values, list) else [values]
 
 
 def _normalise(weights: dict[str, float]) -> dict[str, float]:

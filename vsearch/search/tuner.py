@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 from ray.tune.search.optuna import OptunaSearch
 
@@ -113,6 +114,14 @@ class HeldOutOptunaSearch(OptunaSearch):
         return
 
 
+class TuneGridSampler(optuna.samplers.GridSampler):
+    """Tune stops after ``planned_trials``; Optuna's own stop at the last grid point works only inside
+    ``Study.optimize`` and would fail the last trial's ``tell``."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return
+
+
 class DefineByRun:
     """Optuna's define-by-run function (a class, so the searcher's checkpoint can pickle it)."""
 
@@ -132,8 +141,14 @@ def max_concurrent(space: SearchSpace, cluster: dict[str, float]) -> int:
     return min(fit, t.max_concurrent) if t.max_concurrent else fit
 
 
+def planned_trials(plan: SearchPlan) -> int:
+    """``num_trials``, but a grid runs each of its points once at most."""
+    if plan.space.sampler != "grid":
+        return plan.space.num_trials
+    return min(plan.space.num_trials, math.prod(len(values) for values in plan.resolved.grid().values()))
+
+
 def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = False):
-    import optuna
     import ray
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
@@ -145,6 +160,7 @@ def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = 
         "tpe": lambda: optuna.samplers.TPESampler(seed=space.seed),
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=space.seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=space.seed),
+        "grid": lambda: TuneGridSampler(plan.resolved.grid(), seed=space.seed),
     }[space.sampler]()
 
     searcher = HeldOutOptunaSearch(
@@ -191,7 +207,7 @@ def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = 
         tune_config=ray.tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=space.num_trials,
+            num_samples=planned_trials(plan),
             max_concurrent_trials=max_concurrent(space, ray.cluster_resources()),
         ),
         run_config=run_config,
@@ -217,7 +233,10 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
             "error": str(result.error) if result.error is not None else "",
             "epochs_trained": int(metrics.get("training_iteration", 0)) - (1 if scored else 0),
             "epochs_planned": sampled.get("epochs"),
-            "config": json.dumps({k: v for k, v in sampled.items() if k != "composition"}, sort_keys=True),
+            "config": json.dumps(
+                {k: v for k, v in sampled.items() if k not in ("composition", "composition_preset")}, sort_keys=True
+            ),
+            "composition_preset": sampled.get("composition_preset", ""),
             "composition": json.dumps(sampled.get("composition", {}), sort_keys=True),
             "composite": metrics.get("objective", float("nan")),
             "val_score": metrics.get("val_score", float("nan")),
