@@ -21,7 +21,7 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=12
 
 bench: venv
 	$(PY) benchmarks/data_io.py

@@ -89,17 +89,21 @@ def test_multi_objective_nsga2_returns_a_pareto_set(small_screen, tmp_path, ray_
 
 def test_asha_stops_trials_whose_validation_score_lags(small_screen, tmp_path, ray_local):
     path = write_space(
-        tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), num_trials=5,
-        optim={"lr": {"low": 0.00001, "high": 0.005, "log": True}, "batch_size": [8], "epochs": 4},
+        tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), num_trials=4, sampler="grid",
+        composition={"budget": 8, "presets": ["all"], "sample_weights": False},
+        optim={"lr": [0.004, 0.00001], "batch_size": [8], "epochs": 3},  # a learning and a stalled model
         scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
     )  # fmt: skip
     _, where = run_search(load_yaml(path, SearchSpace))
     trials = pd.read_parquet(where)
     stopped, completed = trials[trials.status == "stopped_early"], trials[trials.status == "completed"]
-    assert len(trials) == 5 and len(stopped) >= 1 and len(completed) >= 1
-    assert (stopped.epochs_trained < 4).all() and stopped.composite.isna().all()
-    assert (completed.epochs_trained == 4).all() and completed.composite.between(0, 1).all()
+    assert len(trials) == 4 and len(stopped) >= 1 and len(completed) >= 1
+    assert (stopped.epochs_trained < 3).all() and stopped.composite.isna().all()
+    assert (completed.epochs_trained == 3).all() and completed.composite.between(0, 1).all()
     assert trials.val_score.notna().all()
+    learning_rates = trials.config.map(lambda config: json.loads(config)["lr"])
+    assert (learning_rates[stopped.index] == 0.00001).all()  # the stalled models were the ones stopped
+    assert (trials.status[learning_rates == 0.004] == "completed").all()
     study = optuna.load_study(study_name="vsearch", storage=f"sqlite:///{tmp_path / 'results' / 'optuna.db'}")
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.PRUNED) == len(stopped)
@@ -147,7 +151,7 @@ def test_trial_whose_worker_is_killed_is_retried_and_the_search_goes_on(small_sc
     results = tmp_path / "results"
     path = write_space(
         tmp_path / "s.yaml", small_screen, str(results), patches_per_field=100, trial={"max_failures": 1},
-        optim={"lr": 0.002, "batch_size": [8], "epochs": 4},
+        optim={"lr": 0.002, "batch_size": [8], "epochs": 3},
     )  # fmt: skip
     driver = subprocess.Popen(
         [VSEARCH, "run", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
