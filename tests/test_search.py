@@ -182,9 +182,7 @@ def test_search_joins_a_two_node_cluster_with_dataset_and_results_on_s3(small_sc
     fs.put(small_screen, f"{s3_bucket}/screen", recursive=True)
     results = f"{s3_bucket}/search"
     # a trial's worker takes 2 of a node's 3 CPUs (the third is for Ray Data), so two trials run on two nodes
-    path = write_space(
-        tmp_path / "s.yaml", f"{s3_bucket}/screen", results, num_trials=2, trial={"cpus_per_worker": 2}
-    )
+    path = write_space(tmp_path / "s.yaml", f"{s3_bucket}/screen", results, num_trials=2, trial={"cpus_per_worker": 2})
     with loopback_cluster(nodes=2, cpus_per_node=3) as cluster:
         run = subprocess.run(
             [VSEARCH, "run", str(path), "--address", cluster.address],
