@@ -182,16 +182,18 @@ def test_search_joins_a_two_node_cluster_with_dataset_and_results_on_s3(small_sc
     fs.put(small_screen, f"{s3_bucket}/screen", recursive=True)
     results = f"{s3_bucket}/search"
     # a trial's worker takes 2 of a node's 3 CPUs (the third is for Ray Data), so two trials run on two nodes
-    path = write_space(tmp_path / "s.yaml", f"{s3_bucket}/screen", results, num_trials=2, trial={"cpus_per_worker": 2})
+    space = {"num_trials": 2, "trial": {"cpus_per_worker": 2}}
+    path = write_space(tmp_path / "s.yaml", f"{s3_bucket}/screen", str(tmp_path / "overridden"), **space)
     with loopback_cluster(nodes=2, cpus_per_node=3) as cluster:
         run = subprocess.run(
-            [VSEARCH, "run", str(path), "--address", cluster.address],
+            [VSEARCH, "run", str(path), "--address", cluster.address, "--results", results],
             capture_output=True, text=True, env=cluster.env, timeout=600,
         )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with fs.open(f"{results}/trials.parquet", "rb") as f:
         trials = pd.read_parquet(f)
     assert len(trials) == 2 and (trials.status == "completed").all()
+    assert not (tmp_path / "overridden").exists()  # --results replaced the space's results folder
     assert set(trials.node_id) == set(cluster.node_ids)  # trials trained on both nodes
     fs.get(f"{results}/optuna.db", str(tmp_path / "optuna.db"))
     study = optuna.load_study(study_name="vsearch", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
