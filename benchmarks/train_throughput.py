@@ -80,7 +80,8 @@ def in_memory_batches(config: TrainConfig, device: torch.device, n_batches: int)
 
 
 def stream_rate(config: TrainConfig, device: torch.device) -> float:
-    """Patches/s of one epoch of the Ray Data stream alone, delivered to ``device`` in the driver (no training)."""
+    """Patches/s of one epoch of the Ray Data stream alone, delivered to ``device`` in the driver (no training);
+    Ray Data's per-operator statistics (task time, backpressure, time the consumer was blocked) go to stderr."""
     from vsearch.data.pipeline import training_stream
 
     plan = plan_training(config)
@@ -90,7 +91,9 @@ def stream_rate(config: TrainConfig, device: torch.device) -> float:
     started, patches = time.perf_counter(), 0
     for batch in stream.iter_torch_batches(batch_size=config.data.batch_size, device=device, prefetch_batches=8):
         patches += len(batch["x"])
-    return patches / (time.perf_counter() - started)
+    rate = patches / (time.perf_counter() - started)
+    print(stream.stats(), file=sys.stderr, flush=True)
+    return rate
 
 
 def plain_loop(config: TrainConfig, batches: list, device: torch.device, steps: int) -> float:
