@@ -247,9 +247,8 @@ class ResolvedSpace:
         if self.space.composition.sample_weights:
             raise ValueError("composition.sample_weights: a grid enumerates presets only; set it to false")
         m, o = self.space.model, self.space.optim
-        for key, value in (("optim.lr", o.lr),):
-            if isinstance(value, FloatRange):
-                raise ValueError(f"{key}: a grid cannot enumerate a range; give a value or a list of values")
+        if isinstance(o.lr, FloatRange):
+            raise ValueError("optim.lr: a grid cannot enumerate a range; give a value or a list of values")
         dimensions = {
             "composition": self.composition_choices(),
             **{k: getattr(m, k) for k in MODEL_KEYS if k != "depth"},
