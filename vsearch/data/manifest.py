@@ -65,6 +65,11 @@ def condition_of(cell_type: str, phenotype: str) -> str:
     return f"{cell_type}/{phenotype}"
 
 
+def conditions_of(manifest: pd.DataFrame) -> pd.Series:
+    """``condition_of`` for every row of a manifest (same index)."""
+    return manifest.cell_type + "/" + manifest.phenotype
+
+
 def manifest_table(manifest: pd.DataFrame) -> pa.Table:
     missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
     if missing:

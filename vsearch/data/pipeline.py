@@ -15,7 +15,7 @@ import pandas as pd
 
 from vsearch.config import check_composition
 from vsearch.data.dataset import Dataset, open_dataset_cached
-from vsearch.data.manifest import condition_of
+from vsearch.data.manifest import conditions_of
 
 INPUT_PERCENTILES = (1.0, 99.8)
 CHUNK_PATCHES = 64  # patches per block yielded by the training stream
@@ -39,9 +39,7 @@ def sample_composition(train: pd.DataFrame, composition: dict[str, float], budge
 
     Within a condition fields are drawn without replacement while they last, then cycled again, so a small
     condition is repeated evenly rather than at random."""
-    conditions = pd.Series(
-        [condition_of(c, p) for c, p in zip(train.cell_type, train.phenotype, strict=True)], index=train.index
-    )
+    conditions = conditions_of(train)
     known = sorted(set(conditions))
     unknown = [c for c in composition if c not in known]
     if unknown:

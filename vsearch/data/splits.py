@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from vsearch.data.manifest import condition_of
+from vsearch.data.manifest import conditions_of
 
 SPLITS = ("train", "val", "test")
 
@@ -17,8 +17,7 @@ def assign_splits(manifest: pd.DataFrame, val_fraction: float, test_fraction: fl
     ``test_fraction`` go to test, the next ``val_fraction`` to validation, the rest to training. Conditions
     with three or more wells keep at least one well in each split whose fraction is positive."""
     split = pd.Series("train", index=manifest.index, dtype=object)
-    conditions = [condition_of(c, p) for c, p in zip(manifest.cell_type, manifest.phenotype, strict=True)]
-    for condition, rows in manifest.groupby(pd.Series(conditions, index=manifest.index), sort=True):
+    for condition, rows in manifest.groupby(conditions_of(manifest), sort=True):
         groups = np.array(sorted(rows.split_group.unique()))
         rng = np.random.default_rng([seed, zlib.crc32(condition.encode())])
         groups = groups[rng.permutation(len(groups))]

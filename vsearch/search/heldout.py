@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from vsearch.data.dataset import Dataset
+from vsearch.data.manifest import conditions_of
 from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig, evaluate_field
 from vsearch.evaluate.runner import EvaluationResult, assemble
@@ -18,7 +19,7 @@ from vsearch.train.predict import local_checkpoint, predict_fields
 def held_out_fields(manifest: pd.DataFrame, conditions: list[str], per_condition: int, seed: int) -> list[str]:
     """Up to ``per_condition`` fields of each held-out condition, from as many different wells as possible, the
     same for every trial (seeded), so trials are compared on identical fields."""
-    labels = manifest.cell_type + "/" + manifest.phenotype
+    labels = conditions_of(manifest)
     rng = np.random.default_rng(seed)
     chosen = []
     for condition in sorted(conditions):

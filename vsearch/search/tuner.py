@@ -18,6 +18,7 @@ from ray.tune.search.optuna import OptunaSearch
 from vsearch.cluster import connect
 from vsearch.data import storage
 from vsearch.data.dataset import open_dataset
+from vsearch.data.manifest import conditions_of
 from vsearch.search.heldout import held_out_fields, score_held_out
 from vsearch.search.space import ResolvedSpace, SearchSpace
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
@@ -46,7 +47,7 @@ def plan_search(space: SearchSpace, results: str | None = None) -> SearchPlan:
     missing = [s for s in space.stains if s not in dataset.info.stains]
     if missing:
         raise ValueError(f"stains: {missing[0]!r} is not a stain of {space.dataset} ({dataset.info.stains})")
-    conditions = sorted(set(dataset.manifest.cell_type + "/" + dataset.manifest.phenotype))
+    conditions = sorted(set(conditions_of(dataset.manifest)))
     resolved = ResolvedSpace(space, conditions)
     eval_ids = held_out_fields(
         dataset.manifest, resolved.held_out, space.objective.eval_fields_per_condition, space.seed

@@ -11,6 +11,7 @@ from vsearch.cluster import connect
 from vsearch.config import TrainConfig
 from vsearch.data import storage
 from vsearch.data.dataset import Dataset, open_dataset
+from vsearch.data.manifest import conditions_of
 from vsearch.data.pipeline import sample_composition, target_ranges, training_stream, validation_set
 from vsearch.data.splits import assign_splits
 
@@ -36,7 +37,7 @@ def plan_training(config: TrainConfig) -> TrainingPlan:
     train = dataset.manifest[splits == "train"]
     sample = sample_composition(train, config.data.composition, config.data.budget, config.seed)
     conditions = {c for c, w in config.data.composition.items() if w > 0}
-    labels = dataset.manifest.cell_type + "/" + dataset.manifest.phenotype
+    labels = conditions_of(dataset.manifest)
     val_ids = dataset.manifest.field_id[(splits == "val") & labels.isin(conditions)].tolist()
     if not val_ids:
         raise ValueError("no validation wells in the composition's conditions: raise data.val_fraction or add wells")
