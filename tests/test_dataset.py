@@ -67,6 +67,21 @@ def test_round_trip_across_shards_and_row_groups(tmp_path):
     assert sorted(subset) == ["f2", "f9"]
 
 
+def test_iter_fields_reads_only_the_columns_asked_for(tmp_path):
+    rng = np.random.default_rng(2)
+    fields = [_field(rng, i) for i in range(5)]
+    _write(str(tmp_path / "ds"), fields, row_group_bytes=2 * fields[0][1].nbytes)
+    ds = open_dataset(str(tmp_path / "ds"))
+    for subset in (["f3", "f1"], None):  # some row groups, and whole shards
+        for field in ds.iter_fields(subset, stains=["b"], labels=False):
+            images = fields[int(field.field_id[1:])][1]
+            assert list(field.stains) == ["b"] and field.labels == {}
+            assert np.array_equal(field.stains["b"], images.stains["b"]) and np.array_equal(field.bf, images.bf)
+    assert all(f.stains == {} for f in ds.iter_fields(stains=[], labels=False))
+    with pytest.raises(KeyError, match="stain 'dapi' is not in"):
+        next(ds.iter_fields(stains=["dapi"]))
+
+
 def test_manifest_columns_and_types(tmp_path):
     rng = np.random.default_rng(1)
     _write(str(tmp_path / "ds"), [_field(rng, i) for i in range(2)])

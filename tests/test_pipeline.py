@@ -3,18 +3,21 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import ValidationError
 
 from vsearch.config import DataConfig
 from vsearch.data.dataset import open_dataset
+from vsearch.data.normalise import normalise_inputs, normalise_targets, target_ranges
 from vsearch.data.pipeline import (
     augment_patches,
     composition_counts,
     sample_composition,
-    target_ranges,
     training_stream,
 )
 from vsearch.data.splits import assign_splits
+from vsearch.train.loop import normalised_patches
 
 STAINS = ["nuclei", "cytoplasm", "dna_damage"]
 
@@ -102,9 +105,35 @@ def test_patches_keep_input_and_target_aligned():
         augment_patches(x, y, np.empty((1, 2, 64, 64)), np.empty((1, 2, 64, 64)), rng)
 
 
-def test_target_ranges_are_background_and_bright_percentiles(small_screen):
+def _window_and_turn(patch: np.ndarray, source: np.ndarray) -> tuple[int, int, int, bool]:
+    """(row, column, quarter turns, flipped) such that ``patch`` is that window of ``source``, flipped then turned."""
+    size = patch.shape[-1]
+    windows = sliding_window_view(source, (size, size), axis=(1, 2))
+    for flipped in (False, True):
+        for turns in range(4):
+            candidate = np.rot90(patch, -turns, axes=(1, 2))
+            candidate = candidate[:, :, ::-1] if flipped else candidate
+            error = np.abs(windows - candidate[:, None, None]).max(axis=(0, 3, 4))
+            row, column = np.unravel_index(error.argmin(), error.shape)
+            if error[row, column] < 1e-4:
+                return int(row), int(column), turns, flipped
+    raise AssertionError("the patch is no flip or rotation of any window of its field")
+
+
+def test_stream_patches_are_normalised_windows_of_their_field(small_screen, ray_local):
     ds = open_dataset(small_screen)
     ranges = target_ranges(ds, ds.manifest.field_id.tolist(), STAINS)
-    for stain in STAINS:
-        low, high = ranges[stain]
-        assert 90 <= low <= 110 < high  # the camera offset is 100 counts
+    sample = sample_composition(ds.manifest, {"lung/toxic": 0.5, "breast/non_toxic": 0.5}, budget=4, seed=1)
+    stream = training_stream(ds, sample, STAINS, patch=32, patches_per_field=3, ranges=ranges)
+    seen = 0
+    for batch in stream.iter_batches(batch_size=None, batch_format="numpy"):
+        tensors = {k: torch.tensor(v) for k, v in batch.items() if k not in ("field_id", "condition")}
+        x, y = normalised_patches(tensors)
+        for field_id, x_patch, y_patch in zip(batch["field_id"], x.numpy(), y.numpy(), strict=True):
+            field = ds.read(field_id)
+            row, column, turns, flipped = _window_and_turn(x_patch, normalise_inputs(field.bf))
+            target = normalise_targets(field.stains, STAINS, ranges)[:, row : row + 32, column : column + 32]
+            target = target[:, :, ::-1] if flipped else target
+            np.testing.assert_allclose(y_patch, np.rot90(target, turns, axes=(1, 2)), atol=1e-4)
+            seen += 1
+    assert seen == 4 * 3

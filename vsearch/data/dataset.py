@@ -17,7 +17,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vsearch.data import storage
-from vsearch.data.fields import FieldImages, check_field, decode, encode, shard_schema
+from vsearch.data.fields import (
+    BF_COLUMN,
+    LABEL_PREFIX,
+    STAIN_PREFIX,
+    FieldImages,
+    check_field,
+    decode,
+    encode,
+    shard_schema,
+)
 from vsearch.data.manifest import (
     INFO_FILE,
     MANIFEST_COLUMNS,
@@ -176,29 +185,40 @@ class Dataset:
             raise KeyError(f"field_id {field_id!r} is not in {self.uri}")
         return next(self.iter_fields([field_id]))
 
-    def iter_fields(self, field_ids: Iterable[str] | None = None) -> Iterator[FieldImages]:
+    def iter_fields(
+        self, field_ids: Iterable[str] | None = None, *, stains: list[str] | None = None, labels: bool = True
+    ) -> Iterator[FieldImages]:
         """Fields in shard order, decoding each shard's needed row groups once; all fields when ``field_ids`` is
-        None."""
+        None. Only the columns asked for are read: ``stains`` (all by default), and the labels unless
+        ``labels`` is False."""
         manifest = self.manifest if field_ids is None else self._select(field_ids)
+        columns = self._columns(self.info.stains if stains is None else stains, labels)
         rows_per_shard = self.manifest["shard"].value_counts()
         for shard, rows in manifest.groupby("shard", sort=True):
             path = self.shard_path(shard)
             wanted = rows.sort_values("row")
             if len(wanted) == rows_per_shard[shard]:
-                table, positions = pq.read_table(path, filesystem=self.fs), wanted["row"].to_numpy()
+                table, positions = pq.read_table(path, filesystem=self.fs, columns=columns), wanted["row"].to_numpy()
             else:
-                table, positions = self._read_rows(path, wanted["row"].to_numpy())
+                table, positions = self._read_rows(path, wanted["row"].to_numpy(), columns)
             for entry, row in zip(wanted.itertuples(), positions, strict=True):
                 yield decode(table, int(row), int(entry.bf_planes), int(entry.height), int(entry.width))
 
-    def _read_rows(self, path: str, rows: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    def _columns(self, stains: list[str], labels: bool) -> list[str]:
+        unknown = [s for s in stains if s not in self.info.stains]
+        if unknown:
+            raise KeyError(f"stain {unknown[0]!r} is not in {self.uri} (stains: {self.info.stains})")
+        columns = ["field_id", BF_COLUMN] + [STAIN_PREFIX + s for s in stains]
+        return columns + [LABEL_PREFIX + name for name in self.info.labels] if labels else columns
+
+    def _read_rows(self, path: str, rows: np.ndarray, columns: list[str]) -> tuple[pa.Table, np.ndarray]:
         """The row groups holding ``rows`` (sorted) and the rows' positions in them."""
         with self.fs.open(path, "rb") as f:
             shard = pq.ParquetFile(f)
             sizes = [shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)]
             starts = np.concatenate([[0], np.cumsum(sizes)])
             groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
-            table = shard.read_row_groups(groups.tolist())
+            table = shard.read_row_groups(groups.tolist(), columns=columns)
         offsets = np.concatenate([[0], np.cumsum([sizes[g] for g in groups])])
         group_of_row = np.searchsorted(starts, rows, side="right") - 1
         return table, offsets[np.searchsorted(groups, group_of_row)] + rows - starts[group_of_row]

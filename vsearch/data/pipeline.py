@@ -1,9 +1,10 @@
 """Ray Data pipelines: a training stream that realises a composition, and an un-augmented validation set.
 
 Each field is decoded once per epoch and cut into ``copies × patches_per_field`` random patches (crops, flips,
-90° rotations), where ``copies`` is how often the composition drew it. Inputs are normalised per field and
-bright-field plane (1st–99.8th percentile); targets per stain with dataset-wide ranges (so a brighter toxic
-nucleus stays brighter) or, on request, per field.
+90° rotations), where ``copies`` is how often the composition drew it. Training patches travel as raw pixels
+with each patch's normalisation (``vsearch.data.normalise``) beside them, applied on the trainer's device by
+``vsearch.train.loop.normalised_patches``: the CPU copies two bytes a pixel, and the accelerator does the
+arithmetic.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import pandas as pd
 from vsearch.config import check_composition
 from vsearch.data.dataset import Dataset, open_dataset_cached
 from vsearch.data.manifest import conditions_of
+from vsearch.data.normalise import input_affine, normalise_inputs, normalise_targets, target_affine
 
-INPUT_PERCENTILES = (1.0, 99.8)
 CHUNK_PATCHES = 64  # patches per block yielded by the training stream
 FIELDS_PER_TASK = 4  # fields read, decoded and cut into patches by one Ray Data task
-TARGET_PERCENTILES = (0.5, 99.9)
+# uint16 pixels travel as int16 (raw − 32768, the same two bytes): torch supports int16 on every device
+PIXEL_SHIFT = 32768
 
 
 def composition_counts(composition: dict[str, float], budget: int) -> dict[str, int]:
@@ -56,38 +58,6 @@ def sample_composition(train: pd.DataFrame, composition: dict[str, float], budge
     return pd.DataFrame(rows, columns=["field_id", "condition", "copies"])
 
 
-def normalise_inputs(bf: np.ndarray) -> np.ndarray:
-    """Each bright-field plane mapped by its own 1st–99.8th percentiles to about [0, 1] (float32)."""
-    flat = bf.reshape(bf.shape[0], -1).astype(np.float32)
-    lo, hi = np.percentile(flat, INPUT_PERCENTILES, axis=1)
-    return ((bf - lo[:, None, None]) / np.maximum(hi - lo, 1e-6)[:, None, None]).astype(np.float32)
-
-
-def target_ranges(
-    dataset: Dataset, field_ids: list[str], stains: list[str], max_fields: int = 32
-) -> dict[str, list[float]]:
-    """Dataset-wide (low, high) per stain: medians of per-field 0.5th / 99.9th percentiles over up to
-    ``max_fields`` fields."""
-    chosen = sorted(field_ids)[:: max(1, len(field_ids) // max_fields)][:max_fields]
-    values: dict[str, list[np.ndarray]] = {s: [] for s in stains}
-    for field in dataset.iter_fields(chosen):
-        for stain in stains:
-            values[stain].append(np.percentile(field.stains[stain], TARGET_PERCENTILES))
-    return {s: np.median(np.stack(v), axis=0).tolist() for s, v in values.items()}
-
-
-def normalise_targets(
-    stains: dict[str, np.ndarray], names: list[str], ranges: dict[str, list[float]] | None
-) -> np.ndarray:
-    """Stains ``[S,H,W]`` float32: by the dataset ``ranges``, or per field when ``ranges`` is None."""
-    out = []
-    for name in names:
-        image = stains[name].astype(np.float32)
-        lo, hi = ranges[name] if ranges is not None else np.percentile(image, TARGET_PERCENTILES)
-        out.append((image - lo) / max(hi - lo, 1e-6))
-    return np.stack(out)
-
-
 def augment_patches(
     x: np.ndarray,
     y: np.ndarray,
@@ -114,12 +84,19 @@ def augment_patches(
         out_x[row], out_y[row] = np.rot90(a, turns[i], axes=(1, 2)), np.rot90(b, turns[i], axes=(1, 2))
 
 
+def shifted_pixels(raw: np.ndarray) -> np.ndarray:
+    """uint16 pixels as int16 ``raw − PIXEL_SHIFT`` (a bit flip, no arithmetic)."""
+    return (raw.astype(np.uint16, copy=False) ^ np.uint16(PIXEL_SHIFT)).view(np.int16)
+
+
 class FieldsToPatches:
     """Ray Data ``map_batches`` function: rows ``field_id, copies, condition`` → augmented training patches.
 
-    Each task reads its fields from the shards (only their row groups), decodes and normalises each once, then
-    yields their patches interleaved, ``CHUNK_PATCHES`` at a time, so batches mix fields without a shuffle in
-    the trainer. Patches are float16: half the bytes through the object store; the trainer widens them."""
+    Each task reads its fields from the shards (only the bright-field and the wanted stains), decodes each once,
+    then yields their patches interleaved, ``CHUNK_PATCHES`` at a time, so batches mix fields without a shuffle in
+    the trainer. Patches are ``x`` ``[n,Z,p,p]`` and ``y`` ``[n,S,p,p]`` int16 pixels (see ``shifted_pixels``)
+    with float32 ``x_offset``, ``x_scale`` ``[n,Z]`` and ``y_offset``, ``y_scale`` ``[n,S]``: the patch's
+    normalisation, in shifted units."""
 
     def __init__(
         self, uri: str, stains: list[str], patch: int, patches_per_field: int, ranges: dict[str, list[float]] | None
@@ -131,24 +108,34 @@ class FieldsToPatches:
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         copies = dict(zip(batch["field_id"], batch["copies"], strict=True))
         conditions = dict(zip(batch["field_id"], batch["condition"], strict=True))
-        fields, counts = [], []
-        for field in open_dataset_cached(self.uri).iter_fields(list(batch["field_id"])):
-            inputs = normalise_inputs(field.bf)
-            targets = normalise_targets(field.stains, self.stains, self.ranges)
-            fields.append((inputs, targets, field.field_id, conditions[field.field_id]))
+        pixels, affines, ids, counts = [], [], [], []
+        dataset = open_dataset_cached(self.uri)
+        for field in dataset.iter_fields(list(batch["field_id"]), stains=self.stains, labels=False):
+            x_offset, x_scale = input_affine(field.bf)
+            y_offset, y_scale = target_affine(field.stains, self.stains, self.ranges)
+            targets = np.stack([field.stains[name] for name in self.stains])
+            pixels.append((shifted_pixels(field.bf), shifted_pixels(targets)))
+            affines.append((x_offset - PIXEL_SHIFT, x_scale, y_offset - PIXEL_SHIFT, y_scale))
+            ids.append(field.field_id)
             counts.append(int(copies[field.field_id]) * self.patches_per_field)
-        owners = self.rng.permutation(np.repeat(np.arange(len(fields)), counts))
+        field_ids, field_conditions = np.array(ids), np.array([conditions[i] for i in ids])
+        x_offset, x_scale, y_offset, y_scale = (np.stack(a) for a in zip(*affines, strict=True))
+        owners = self.rng.permutation(np.repeat(np.arange(len(ids)), counts))
         for start in range(0, len(owners), CHUNK_PATCHES):
             chunk = owners[start : start + CHUNK_PATCHES]
-            x = np.empty((len(chunk), fields[0][0].shape[0], self.patch, self.patch), np.float16)
-            y = np.empty((len(chunk), len(self.stains), self.patch, self.patch), np.float16)
+            x = np.empty((len(chunk), x_offset.shape[1], self.patch, self.patch), np.int16)
+            y = np.empty((len(chunk), len(self.stains), self.patch, self.patch), np.int16)
             for owner in np.unique(chunk):
-                augment_patches(fields[owner][0], fields[owner][1], x, y, self.rng, np.flatnonzero(chunk == owner))
+                augment_patches(*pixels[owner], x, y, self.rng, np.flatnonzero(chunk == owner))
             yield {
                 "x": x,
                 "y": y,
-                "field_id": np.array([fields[o][2] for o in chunk]),
-                "condition": np.array([fields[o][3] for o in chunk]),
+                "x_offset": x_offset[chunk],
+                "x_scale": x_scale[chunk],
+                "y_offset": y_offset[chunk],
+                "y_scale": y_scale[chunk],
+                "field_id": field_ids[chunk],
+                "condition": field_conditions[chunk],
             }
 
 
@@ -159,7 +146,8 @@ class FieldsToTensors:
         self.uri, self.stains, self.ranges = uri, stains, ranges
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        fields = list(open_dataset_cached(self.uri).iter_fields(list(batch["field_id"])))
+        dataset = open_dataset_cached(self.uri)
+        fields = list(dataset.iter_fields(list(batch["field_id"]), stains=self.stains, labels=False))
         return {
             "x": np.stack([normalise_inputs(f.bf) for f in fields]),
             "y": np.stack([normalise_targets(f.stains, self.stains, self.ranges) for f in fields]),
@@ -185,8 +173,8 @@ def training_stream(
     patches_per_field: int,
     ranges: dict[str, list[float]] | None,
 ):
-    """Augmented patches (``x``, ``y`` float16; ``field_id``, ``condition``) of the sampled fields, for
-    ``ray.train``: each sampled field is read and decoded once, in one task, however many patches it yields."""
+    """Augmented patches of the sampled fields (columns of ``FieldsToPatches``), for ``ray.train``: each sampled
+    field is read and decoded once, in one task, however many patches it yields."""
     patcher = FieldsToPatches(dataset.uri, stains, patch, patches_per_field, ranges)
     rows = _field_rows(dataset, sample[["field_id", "copies", "condition"]], FIELDS_PER_TASK)
     return rows.map_batches(patcher, batch_format="numpy", batch_size=FIELDS_PER_TASK)

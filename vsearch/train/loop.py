@@ -34,6 +34,22 @@ def reconstruction_loss(kind: str, pred: torch.Tensor, target: torch.Tensor) -> 
     return (1 - SSIM_WEIGHT) * F.l1_loss(pred, target) + SSIM_WEIGHT * structural
 
 
+def normalised_patches(
+    batch: dict[str, torch.Tensor], memory_format: torch.memory_format = torch.contiguous_format
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 inputs and targets from a training-stream batch (``FieldsToPatches``): pixels mapped by each
+    patch's own offset and scale, on whatever device the batch is on."""
+
+    def affine(pixels: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        planes = (pixels.float() - offset[:, :, None, None]) * scale[:, :, None, None]
+        return planes.contiguous(memory_format=memory_format)
+
+    return (
+        affine(batch["x"], batch["x_offset"], batch["x_scale"]),
+        affine(batch["y"], batch["y_offset"], batch["y_scale"]),
+    )
+
+
 def _optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     o = config.optim
     betas = (0.5 if config.model.family == "pix2pixhd" else o.beta1, 0.999)  # pix2pixHD's β1
@@ -121,13 +137,13 @@ def train_loop_per_worker(loop_config: dict) -> None:
     batch_size = config.data.batch_size
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        started, patches, loss_sum, steps = time.perf_counter(), 0, 0.0, 0
+        started, patches, steps = time.perf_counter(), 0, 0
+        loss_sum = torch.zeros((), device=device)  # summed on the device: reading it each step would stall the GPU
         # patches arrive interleaved across fields (see FieldsToPatches), so no local shuffle copies them here
         for batch in train_shard.iter_torch_batches(
             batch_size=batch_size, device=device, prefetch_batches=8, pin_memory=on_gpu
         ):
-            x = batch["x"].float().contiguous(memory_format=memory_format)
-            y = batch["y"].float().contiguous(memory_format=memory_format)
+            x, y = normalised_patches(batch, memory_format)
             with autocast:
                 pred = step_model(x)
                 loss = reconstruction_loss(config.optim.loss, pred.float(), y)
@@ -137,15 +153,17 @@ def train_loop_per_worker(loop_config: dict) -> None:
             loss.backward()
             optimizer.step()
             patches += len(x)
-            loss_sum += float(loss.detach())
+            loss_sum += loss.detach()
             steps += 1
+        if on_gpu:
+            torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - started
         scheduler.step()
 
         metrics = {
             "epoch": epoch,
             "start_epoch": start_epoch,
-            "train_loss": loss_sum / max(steps, 1),
+            "train_loss": float(loss_sum) / max(steps, 1),
             "patches_per_s": patches / elapsed if elapsed > 0 else 0.0,
             "lr": optimizer.param_groups[0]["lr"],
             "node_id": ray.get_runtime_context().get_node_id(),

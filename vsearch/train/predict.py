@@ -17,7 +17,7 @@ from vsearch.data import storage
 from vsearch.data.dataset import DatasetWriter, open_dataset
 from vsearch.data.fields import FieldImages
 from vsearch.data.manifest import DatasetInfo
-from vsearch.data.pipeline import normalise_inputs
+from vsearch.data.normalise import normalise_inputs
 from vsearch.train.checkpoint import load_model
 
 META_COLUMNS = [
@@ -85,7 +85,7 @@ def predict(
     manifest = source.manifest.set_index("field_id")
     ids = list(manifest.index) if field_ids is None else field_ids
     with DatasetWriter(out, info, overwrite=overwrite) as writer:
-        predicted = predict_fields(model, meta, source.iter_fields(ids), batch_size, device)
+        predicted = predict_fields(model, meta, source.iter_fields(ids, stains=[], labels=False), batch_size, device)
         for done, field in enumerate(predicted, start=1):
             writer.add(manifest.loc[field.field_id, META_COLUMNS].to_dict(), field)
             if progress:

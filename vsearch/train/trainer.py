@@ -12,7 +12,8 @@ from vsearch.config import TrainConfig
 from vsearch.data import storage
 from vsearch.data.dataset import Dataset, open_dataset
 from vsearch.data.manifest import conditions_of
-from vsearch.data.pipeline import sample_composition, target_ranges, training_stream, validation_set
+from vsearch.data.normalise import target_ranges
+from vsearch.data.pipeline import sample_composition, training_stream, validation_set
 from vsearch.data.splits import assign_splits
 
 
