@@ -167,6 +167,7 @@ def main() -> None:
                 "plain_loop_patches_per_s": round(plain, 1),
                 "ray_data_ray_train_patches_per_s": round(through_ray, 1),
                 "ratio": round(through_ray / plain, 3),
+                "ray_train_data_wait_fraction": round(result.metrics["data_wait_fraction"], 3),
                 "ray_run_seconds": round(time.perf_counter() - started, 1),
             }
             print(json.dumps({name: results[name]}), flush=True)

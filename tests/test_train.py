@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from vsearch.data.dataset import open_dataset
+from vsearch.train.loop import timed
 
 VSEARCH = str(Path(sys.executable).parent / "vsearch")
 
@@ -99,3 +100,14 @@ def test_cli_train_predict_evaluate_on_s3(s3_bucket, small_screen, tmp_path):
     run_cli("evaluate", "--truth", dataset, "--pred", f"{s3_bucket}/pred", "--out", str(tmp_path / "e.parquet"))
     assert len(pd.read_parquet(tmp_path / "e_summary.parquet")) == 18
     assert len(open_dataset(f"{s3_bucket}/pred").manifest) == len(open_dataset(small_screen).manifest)
+
+
+def test_timed_records_how_long_each_item_kept_the_caller_waiting():
+    def slow_second():
+        yield "a"
+        time.sleep(0.2)
+        yield "b"
+
+    waits: list[float] = []
+    assert list(timed(slow_second(), waits)) == ["a", "b"]
+    assert len(waits) == 3 and waits[1] >= 0.2 and waits[0] < 0.2 and waits[2] < 0.2

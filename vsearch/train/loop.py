@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -48,6 +49,18 @@ def normalised_patches(
         affine(batch["x"], batch["x_offset"], batch["x_scale"]),
         affine(batch["y"], batch["y_offset"], batch["y_scale"]),
     )
+
+
+def timed(items: Iterable, waits: list[float]) -> Iterator:
+    """Yields from ``items``, appending to ``waits`` how long each item kept the caller waiting."""
+    iterator = iter(items)
+    while True:
+        started = time.perf_counter()
+        item = next(iterator, None)
+        waits.append(time.perf_counter() - started)
+        if item is None:
+            return
+        yield item
 
 
 def _optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
@@ -137,12 +150,13 @@ def train_loop_per_worker(loop_config: dict) -> None:
     batch_size = config.data.batch_size
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        started, patches, steps = time.perf_counter(), 0, 0
+        started, patches, steps, data_waits = time.perf_counter(), 0, 0, []
         loss_sum = torch.zeros((), device=device)  # summed on the device: reading it each step would stall the GPU
         # patches arrive interleaved across fields (see FieldsToPatches), so no local shuffle copies them here
-        for batch in train_shard.iter_torch_batches(
+        batches = train_shard.iter_torch_batches(
             batch_size=batch_size, device=device, prefetch_batches=8, pin_memory=on_gpu
-        ):
+        )
+        for batch in timed(batches, data_waits):
             x, y = normalised_patches(batch, memory_format)
             with autocast:
                 pred = step_model(x)
@@ -165,6 +179,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             "start_epoch": start_epoch,
             "train_loss": float(loss_sum) / max(steps, 1),
             "patches_per_s": patches / elapsed if elapsed > 0 else 0.0,
+            # share of the epoch the training thread waited for data (with the device idle once it caught up)
+            "data_wait_fraction": sum(data_waits) / elapsed if elapsed > 0 else 0.0,
             "lr": optimizer.param_groups[0]["lr"],
             "node_id": ray.get_runtime_context().get_node_id(),
             **validate(model, val_shard, stains, device, autocast),
