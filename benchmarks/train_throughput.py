@@ -4,8 +4,11 @@ from tensors already in memory (on the training device) in a plain PyTorch loop.
 
     .venv/bin/python benchmarks/train_throughput.py --preset cpu
     python3 benchmarks/train_throughput.py --preset gpu [--compile both]      # on a GPU machine
+    .venv/bin/python benchmarks/train_throughput.py --preset gpu --stream-only  # its data path, on any machine
 
 On the CPU the Ray worker gets one CPU (Ray Data the rest), so the plain loop runs on one thread too.
+``--stream-only`` times two epochs of the Ray Data stream alone (cold workers, then warm) on the GPU if there is
+one, else the CPU.
 """
 
 from __future__ import annotations
@@ -132,9 +135,10 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--compile", choices=["no", "yes", "both"], default="no")
     parser.add_argument("--plain-steps", type=int, default=60)
+    parser.add_argument("--stream-only", action="store_true")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
-    use_gpu = args.preset == "gpu"
+    use_gpu = torch.cuda.is_available() if args.stream_only else args.preset == "gpu"
     device = torch.device("cuda" if use_gpu else "cpu")
     if not use_gpu:
         torch.set_num_threads(1)  # the Ray Train worker holds one CPU
@@ -150,8 +154,11 @@ def main() -> None:
         started = time.perf_counter()
         synthesize(SynthSpec(size=preset["size"]), screen)
         results["synth_seconds"] = round(time.perf_counter() - started, 1)
+        if args.stream_only:
+            config = training_config(preset, screen, f"{tmp}/runs", False, use_gpu)
+            results["stream_only_patches_per_s"] = [round(stream_rate(config, device), 1) for _ in range(2)]
         variants = {"no": [False], "yes": [True], "both": [False, True]}[args.compile]
-        for compiled in variants:
+        for compiled in [] if args.stream_only else variants:
             name = "compiled" if compiled else "eager"
             config = training_config(preset, screen, f"{tmp}/runs", compiled, use_gpu)
             batches = in_memory_batches(config, device, n_batches=16)
