@@ -53,12 +53,12 @@ def normalised_patches(
 
 def timed(items: Iterable, waits: list[float]) -> Iterator:
     """Yields from ``items``, appending to ``waits`` how long each item kept the caller waiting."""
-    iterator = iter(items)
+    iterator, exhausted = iter(items), object()
     while True:
         started = time.perf_counter()
-        item = next(iterator, None)
+        item = next(iterator, exhausted)
         waits.append(time.perf_counter() - started)
-        if item is None:
+        if item is exhausted:
             return
         yield item
 
