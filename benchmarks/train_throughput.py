@@ -30,7 +30,7 @@ from vsearch.config import DataConfig, ModelConfig, TrainConfig
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.models.registry import build_model
 from vsearch.train.loop import normalised_patches, reconstruction_loss
-from vsearch.train.trainer import plan_training, train
+from vsearch.train.trainer import plan_training, train, training_patches
 
 # fmt: off
 PRESETS = {
@@ -67,14 +67,8 @@ def training_config(preset: dict, screen: str, storage: str, compiled: bool, use
 
 def in_memory_batches(config: TrainConfig, device: torch.device, n_batches: int) -> list[tuple[torch.Tensor, ...]]:
     """Real training patches, materialised once on the device."""
-    from vsearch.data.pipeline import training_stream
-
-    plan = plan_training(config)
-    stream = training_stream(
-        plan.dataset, plan.sample, config.data.stains, config.data.patch, config.data.patches_per_field, plan.ranges
-    )
     batches = []
-    batches_of_patches = stream.drop_columns(["field_id", "condition"]).iter_torch_batches(
+    batches_of_patches = training_patches(config, plan_training(config)).iter_torch_batches(
         batch_size=config.data.batch_size, device=device, drop_last=True
     )
     for batch in batches_of_patches:
@@ -87,12 +81,7 @@ def in_memory_batches(config: TrainConfig, device: torch.device, n_batches: int)
 def stream_rate(config: TrainConfig, device: torch.device) -> float:
     """Patches/s of one epoch of the Ray Data stream alone, delivered to ``device`` in the driver (no training);
     Ray Data's per-operator statistics (task time, backpressure, time the consumer was blocked) go to stderr."""
-    from vsearch.data.pipeline import training_stream
-
-    plan = plan_training(config)
-    stream = training_stream(
-        plan.dataset, plan.sample, config.data.stains, config.data.patch, config.data.patches_per_field, plan.ranges
-    ).drop_columns(["field_id", "condition"])
+    stream = training_patches(config, plan_training(config))
     started, patches = time.perf_counter(), 0
     for batch in stream.iter_torch_batches(batch_size=config.data.batch_size, device=device, prefetch_batches=8):
         patches += len(batch["x"])

@@ -46,14 +46,14 @@ def input_affine(bf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def target_affine(
-    stains: dict[str, np.ndarray], names: list[str], ranges: dict[str, list[float]] | None
+    targets: np.ndarray, names: list[str], ranges: dict[str, list[float]] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(offset, scale) ``[S]`` float32 per stain in ``names``: the dataset ``ranges``, or each stain's own
-    0.5th–99.9th percentiles when ``ranges`` is None."""
+    """(offset, scale) ``[S]`` float32 for stains ``targets`` ``[S,H,W]`` named ``names``: the dataset
+    ``ranges``, or each stain's own 0.5th–99.9th percentiles when ``ranges`` is None."""
     if ranges is not None:
         low, high = np.array([ranges[name] for name in names], dtype=np.float64).T
     else:
-        low, high = plane_percentiles(np.stack([stains[name] for name in names]), TARGET_PERCENTILES)
+        low, high = plane_percentiles(targets, TARGET_PERCENTILES)
     return _affine(low, high)
 
 
@@ -71,7 +71,8 @@ def normalise_targets(
     stains: dict[str, np.ndarray], names: list[str], ranges: dict[str, list[float]] | None
 ) -> np.ndarray:
     """Stains ``[S,H,W]`` float32: by the dataset ``ranges``, or per field when ``ranges`` is None."""
-    return apply_affine(np.stack([stains[name] for name in names]), *target_affine(stains, names, ranges))
+    targets = np.stack([stains[name] for name in names])
+    return apply_affine(targets, *target_affine(targets, names, ranges))
 
 
 def target_ranges(

@@ -112,8 +112,8 @@ class FieldsToPatches:
         dataset = open_dataset_cached(self.uri)
         for field in dataset.iter_fields(list(batch["field_id"]), stains=self.stains, labels=False):
             x_offset, x_scale = input_affine(field.bf)
-            y_offset, y_scale = target_affine(field.stains, self.stains, self.ranges)
             targets = np.stack([field.stains[name] for name in self.stains])
+            y_offset, y_scale = target_affine(targets, self.stains, self.ranges)
             pixels.append((shifted_pixels(field.bf), shifted_pixels(targets)))
             affines.append((x_offset - PIXEL_SHIFT, x_scale, y_offset - PIXEL_SHIFT, y_scale))
             ids.append(field.field_id)

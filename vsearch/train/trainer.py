@@ -56,6 +56,19 @@ def storage_location(uri: str) -> tuple[str, object | None]:
     return path, PyFileSystem(FSSpecHandler(fs))
 
 
+def _target_ranges(config: TrainConfig, plan: TrainingPlan) -> dict[str, list[float]] | None:
+    return plan.ranges if config.data.target_normalisation == "dataset" else None
+
+
+def training_patches(config: TrainConfig, plan: TrainingPlan):
+    """The epoch's stream of augmented patches as the training loop takes them (pixels and their normalisation)."""
+    d = config.data
+    stream = training_stream(
+        plan.dataset, plan.sample, d.stains, d.patch, d.patches_per_field, _target_ranges(config, plan)
+    )
+    return stream.drop_columns(["field_id", "condition"])
+
+
 def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | None = None):
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -63,11 +76,7 @@ def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | Non
     from vsearch.train.loop import train_loop_per_worker
 
     stains = config.data.stains
-    target_ranges = plan.ranges if config.data.target_normalisation == "dataset" else None
-    train_ds = training_stream(
-        plan.dataset, plan.sample, stains, config.data.patch, config.data.patches_per_field, target_ranges
-    ).drop_columns(["field_id", "condition"])
-    val_ds = validation_set(plan.dataset, plan.val_ids, stains, target_ranges).drop_columns(["field_id"])
+    val_ds = validation_set(plan.dataset, plan.val_ids, stains, _target_ranges(config, plan)).drop_columns(["field_id"])
     storage_path, storage_filesystem = storage_location(config.storage)
     return TorchTrainer(
         train_loop_per_worker,
@@ -85,7 +94,7 @@ def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | Non
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
         ),
-        datasets={"train": train_ds, "val": val_ds},
+        datasets={"train": training_patches(config, plan), "val": val_ds},
     )
 
 
