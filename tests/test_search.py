@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import psutil
 import pytest
 import yaml
 
+from tests.processes import kill_session
 from tests.raycluster import loopback_cluster
 from vsearch.config import load_yaml
 from vsearch.data import storage
@@ -132,7 +132,7 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(small_screen, 
         assert time.monotonic() < deadline, "two trials did not finish in time"
         time.sleep(1)
     time.sleep(2)  # Tune saves its state right after a trial completes
-    os.killpg(driver.pid, signal.SIGKILL)
+    kill_session(driver.pid)
     driver.wait()
     finished_before = completed_in_study(results / "optuna.db")
     assert finished_before == 2
