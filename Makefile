@@ -17,7 +17,9 @@ demo: venv
 	$(VENV)/bin/vsearch data describe $(DEMO_DIR)/screen
 	rm -rf $(DEMO_DIR)/results
 	$(VENV)/bin/vsearch run search_spaces/demo.yaml --results $(DEMO_DIR)/results
+	$(VENV)/bin/vsearch report $(DEMO_DIR)/results
 	@echo "synthetic screen: $(DEMO_DIR)/screen   search results: $(DEMO_DIR)/results/trials.parquet"
+	@echo "report: $(DEMO_DIR)/results/report.html (open it in a browser)"
 
 test: venv
 	$(VENV)/bin/ruff check .

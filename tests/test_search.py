@@ -2,12 +2,14 @@
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import psutil
@@ -18,6 +20,8 @@ from tests.processes import kill_session
 from tests.raycluster import loopback_cluster
 from vsearch.config import load_yaml
 from vsearch.data import storage
+from vsearch.report.page import write_report
+from vsearch.report.pareto import pareto_front
 from vsearch.search.space import SearchSpace
 from vsearch.search.tuner import run_search
 
@@ -68,6 +72,9 @@ def test_search_writes_trials_and_study_scoring_only_held_out_conditions(small_s
     study = optuna.load_study(study_name="vsearch", storage=f"sqlite:///{tmp_path / 'results' / 'optuna.db'}")
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 2
     assert sorted(t.value for t in study.trials) == pytest.approx(sorted(trials.composite))
+    page = Path(write_report(str(tmp_path / "results"))).read_text()
+    assert len(re.findall(r'class="plotly-graph-div"', page)) == 5  # 3 levels' matrices, Pareto front, composition
+    assert all(trial_id in page for trial_id in trials.trial_id)
 
 
 def test_multi_objective_nsga2_returns_a_pareto_set(small_screen, tmp_path, ray_local):
@@ -85,6 +92,11 @@ def test_multi_objective_nsga2_returns_a_pareto_set(small_screen, tmp_path, ray_
     for best in pareto:  # no trial dominates a Pareto trial
         for other in values.values():
             assert not (all(o >= b for o, b in zip(other, best.values, strict=True)) and other != best.values)
+    # the report's front over the trials table is Optuna's
+    levels = table[["pixel", "instance", "feature"]].to_numpy()
+    np.testing.assert_allclose(
+        sorted(map(tuple, levels[pareto_front(levels)])), sorted(tuple(best.values) for best in pareto)
+    )
 
 
 def test_asha_stops_trials_whose_validation_score_lags(small_screen, tmp_path, ray_local):

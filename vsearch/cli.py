@@ -244,6 +244,22 @@ def run(
         _fail(error)
     _show_best(table, space.objective.mode)
     console.print(f"trials: [bold]{where}[/bold]   study: {space.storage or 'optuna.db in the results folder'}")
+    console.print(f"report: vsearch report {results or space.results}")
+
+
+@app.command("report")
+def report(
+    results: Annotated[str, typer.Argument(help="Results folder or s3:// prefix of a `vsearch run`.")],
+    out: Annotated[str | None, typer.Option(help="HTML file to write (default: RESULTS/report.html).")] = None,
+) -> None:
+    """Write a self-contained HTML report of a search: generalisation matrices, Pareto front, composition."""
+    from vsearch.report.page import write_report
+
+    try:
+        where = write_report(results, out)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+    console.print(f"report: [bold]{where}[/bold]")
 
 
 def _show_best(table, mode: str) -> None:

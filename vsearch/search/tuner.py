@@ -20,12 +20,12 @@ from vsearch.data import storage
 from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
 from vsearch.search.heldout import held_out_fields, score_held_out
+from vsearch.search.results import write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
 
 EXPERIMENT = "search"
 STUDY = "vsearch"
-TRIALS_FILE = "trials.parquet"
 OBJECTIVES_MULTI = ["pixel", "instance", "feature"]
 # carried from the last epoch into the final report: a retried trial resumes after epoch 0 on some node
 EPOCH_METRICS_KEPT = ("val_score", "start_epoch", "node_id")
@@ -253,14 +253,6 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
         row["held_out"] = json.dumps(plan.resolved.held_out)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def write_trials(table: pd.DataFrame, results: str) -> str:
-    fs, root = storage.filesystem(results)
-    path = f"{root}/{TRIALS_FILE}"
-    with fs.open(path, "wb") as f:
-        table.to_parquet(f, index=False)
-    return storage.join(results, TRIALS_FILE)
 
 
 def run_search(

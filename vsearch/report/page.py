@@ -1,0 +1,70 @@
+"""``vsearch report``: one self-contained HTML file (plotly.js inlined) on a search's results folder."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from vsearch.data import storage
+from vsearch.report.matrix import ranked_completed, score_columns, training_set_label
+from vsearch.report.plots import LEVELS, composition_figure, matrix_figure, pareto_figure
+from vsearch.search.results import TRIALS_FILE, read_trials
+
+REPORT_FILE = "report.html"
+TOP_TRIALS = 10
+
+
+def _best_table(trials: pd.DataFrame) -> str:
+    best = ranked_completed(trials).head(TOP_TRIALS)
+    table = pd.DataFrame(
+        {
+            "training set": [training_set_label(t) for _, t in best.iterrows()],
+            **{column: best[column].round(3) for column in ("composite", *LEVELS)},
+            "model": [", ".join(f"{k}={v}" for k, v in json.loads(c).items()) for c in best.config],
+        }
+    )
+    return table.to_html(index=False, border=0, classes="trials")
+
+
+def report_html(trials: pd.DataFrame, source: str) -> str:
+    """The report page for a trials table; ``source`` names where the table came from."""
+    if ranked_completed(trials).empty:
+        raise ValueError(f"{source}: no completed trial to report on (statuses: {dict(trials.status.value_counts())})")
+    levels = [level for level in LEVELS if level in set(score_columns(trials).level)]
+    figures = [*(matrix_figure(trials, level) for level in levels), pareto_figure(trials), composition_figure(trials)]
+    plots = [f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures)]
+    counts = ", ".join(f"{n} {status}" for status, n in trials.status.value_counts().items())
+    held_out = ", ".join(json.loads(trials.held_out.iloc[0])) if "held_out" in trials else "?"
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>vsearch report: {html.escape(source)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table.trials{{border-collapse:collapse}}
+table.trials td,table.trials th{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}</style></head>
+<body><h1>vsearch report</h1>
+<p>{html.escape(source)}: {len(trials)} trials ({html.escape(counts)}). Held-out test conditions:
+{html.escape(held_out)}. Scores are in [0, 1], higher is better; the composite is the search objective.</p>
+<h2>Best trials</h2>{_best_table(trials)}
+<h2>Generalisation matrices</h2>{"".join(plots[: len(levels)])}
+<h2>Levels and the Pareto front</h2>{plots[len(levels)]}
+<h2>Training composition</h2>{plots[len(levels) + 1]}
+</body></html>
+"""
+
+
+def write_report(results: str, out: str | None = None) -> str:
+    """Writes the report of ``results`` to ``out`` (default ``RESULTS/report.html``); returns where. A local file
+    is replaced whole, never left half-written."""
+    out = out or storage.join(results, REPORT_FILE)
+    page = report_html(read_trials(results), storage.join(results, TRIALS_FILE)).encode()
+    fs, path = storage.filesystem(out)
+    if storage.is_remote(out):
+        fs.pipe_file(path, page)
+        return out
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    partial = f"{path}.partial"
+    Path(partial).write_bytes(page)
+    os.replace(partial, path)
+    return path

@@ -1,0 +1,26 @@
+"""The trials table of a search's results folder (``RESULTS/trials.parquet``, local or ``s3://``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from vsearch.data import storage
+
+TRIALS_FILE = "trials.parquet"
+
+
+def write_trials(table: pd.DataFrame, results: str) -> str:
+    fs, root = storage.filesystem(results)
+    with fs.open(f"{root}/{TRIALS_FILE}", "wb") as f:
+        table.to_parquet(f, index=False)
+    return storage.join(results, TRIALS_FILE)
+
+
+def read_trials(results: str) -> pd.DataFrame:
+    fs, root = storage.filesystem(results)
+    path = f"{root}/{TRIALS_FILE}"
+    if not fs.exists(path):
+        where = storage.join(results, TRIALS_FILE)
+        raise FileNotFoundError(f"{where} not found: is {results} the results folder of a `vsearch run`?")
+    with fs.open(path, "rb") as f:
+        return pd.read_parquet(f)
