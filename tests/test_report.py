@@ -104,6 +104,8 @@ def test_report_is_one_self_contained_page_and_replaces_an_earlier_one_whole(tri
     assert str(results / "report.html") in run.output
     assert "<script src=" not in page and "plotly.js" in page.lower()  # plotly.js inlined, no network needed
     assert plotly_divs(page) == 4  # pixel and instance matrices, the Pareto front, the composition response
+    # no checkpoints in this folder: the example predictions are left out, and the page says why
+    assert f"No example predictions: {results / 'runs' / 'trial_t-lung'} holds no vsearch checkpoint" in page
     best_table = page[page.index("<h2>Best trials</h2>") : page.index("<h2>Generalisation")]
     assert best_table.index("t-lung") < best_table.index("t-mix") and "t-failed" not in best_table
     assert sorted(p.name for p in results.iterdir()) == ["report.html", "trials.parquet"]

@@ -20,6 +20,7 @@ from tests.processes import kill_session
 from tests.raycluster import loopback_cluster
 from vsearch.config import load_yaml
 from vsearch.data import storage
+from vsearch.report.examples import trial_examples
 from vsearch.report.page import write_report
 from vsearch.report.pareto import pareto_front
 from vsearch.search.space import SearchSpace
@@ -73,8 +74,15 @@ def test_search_writes_trials_and_study_scoring_only_held_out_conditions(small_s
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 2
     assert sorted(t.value for t in study.trials) == pytest.approx(sorted(trials.composite))
     page = Path(write_report(str(tmp_path / "results"))).read_text()
-    assert len(re.findall(r'class="plotly-graph-div"', page)) == 5  # 3 levels' matrices, Pareto front, composition
+    # 3 levels' matrices, the Pareto front, the composition response, the best trial's example predictions
+    assert len(re.findall(r'class="plotly-graph-div"', page)) == 6
     assert all(trial_id in page for trial_id in trials.trial_id)
+    examples = trial_examples(str(tmp_path / "results"), trials.iloc[0])
+    assert sorted(e.condition for e in examples) == sorted(held_out)  # one field of each, never a trained one
+    for example in examples:
+        assert example.bright_field.shape == example.real["nuclei"].shape == example.predicted["nuclei"].shape
+        images = [*example.real.values(), *example.predicted.values(), example.error("nuclei")]
+        assert all(image.min() >= 0 and image.max() <= 1 for image in images)
 
 
 def test_multi_objective_nsga2_returns_a_pareto_set(small_screen, tmp_path, ray_local):

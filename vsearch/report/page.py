@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from vsearch.data import storage
+from vsearch.report.examples import examples_figure, trial_examples
 from vsearch.report.matrix import ranked_completed, score_columns, training_set_label
 from vsearch.report.plots import LEVELS, composition_figure, matrix_figure, pareto_figure
 from vsearch.search.results import TRIALS_FILE, read_trials
@@ -30,12 +31,20 @@ def _best_table(trials: pd.DataFrame) -> str:
     return table.to_html(index=False, border=0, classes="trials")
 
 
-def report_html(trials: pd.DataFrame, source: str) -> str:
-    """The report page for a trials table; ``source`` names where the table came from."""
+def report_html(results: str) -> str:
+    """The report page of a results folder."""
+    trials, source = read_trials(results), storage.join(results, TRIALS_FILE)
     if ranked_completed(trials).empty:
         raise ValueError(f"{source}: no completed trial to report on (statuses: {dict(trials.status.value_counts())})")
     levels = [level for level in LEVELS if level in set(score_columns(trials).level)]
     figures = [*(matrix_figure(trials, level) for level in levels), pareto_figure(trials), composition_figure(trials)]
+    best = ranked_completed(trials).iloc[0]
+    try:
+        title = f"Best trial {training_set_label(best)}: one field of each held-out condition"
+        figures.append(examples_figure(trial_examples(results, best), title))
+        examples_note = ""
+    except FileNotFoundError as missing:  # checkpoints or dataset moved away: the rest of the report stands
+        examples_note = f"<p>No example predictions: {html.escape(str(missing))}</p>"
     plots = [f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures)]
     counts = ", ".join(f"{n} {status}" for status, n in trials.status.value_counts().items())
     held_out = ", ".join(json.loads(trials.held_out.iloc[0])) if "held_out" in trials else "?"
@@ -50,6 +59,7 @@ table.trials td,table.trials th{{padding:2px 10px;text-align:left;border-bottom:
 <h2>Generalisation matrices</h2>{"".join(plots[: len(levels)])}
 <h2>Levels and the Pareto front</h2>{plots[len(levels)]}
 <h2>Training composition</h2>{plots[len(levels) + 1]}
+<h2>Example predictions</h2>{"".join(plots[len(levels) + 2 :])}{examples_note}
 </body></html>
 """
 
@@ -58,7 +68,7 @@ def write_report(results: str, out: str | None = None) -> str:
     """Writes the report of ``results`` to ``out`` (default ``RESULTS/report.html``); returns where. A local file
     is replaced whole, never left half-written."""
     out = out or storage.join(results, REPORT_FILE)
-    page = report_html(read_trials(results), storage.join(results, TRIALS_FILE)).encode()
+    page = report_html(results).encode()
     fs, path = storage.filesystem(out)
     if storage.is_remote(out):
         fs.pipe_file(path, page)

@@ -1,4 +1,5 @@
-"""The trials table of a search's results folder (``RESULTS/trials.parquet``, local or ``s3://``)."""
+"""A search's results folder (local or ``s3://``): the trials table ``RESULTS/trials.parquet`` and each trial's
+Ray Train run (checkpoints) in ``RESULTS/runs/trial_<id>``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import pandas as pd
 from vsearch.data import storage
 
 TRIALS_FILE = "trials.parquet"
+RUNS_FOLDER = "runs"
+
+
+def trial_run(results: str, trial_id: str) -> str:
+    """Where a trial's checkpoints are."""
+    return storage.join(results, RUNS_FOLDER, f"trial_{trial_id}")
 
 
 def write_trials(table: pd.DataFrame, results: str) -> str:

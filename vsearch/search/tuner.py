@@ -20,7 +20,7 @@ from vsearch.data import storage
 from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
 from vsearch.search.heldout import held_out_fields, score_held_out
-from vsearch.search.results import write_trials
+from vsearch.search.results import RUNS_FOLDER, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
 
@@ -74,7 +74,7 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
     sampled = config["trial_config"]
     trial_id = ray.tune.get_context().get_trial_id()
     train_config = plan.resolved.train_config(
-        sampled, name=f"trial_{trial_id}", storage=storage.join(plan.results, "runs")
+        sampled, name=f"trial_{trial_id}", storage=storage.join(plan.results, RUNS_FOLDER)
     )
     started = time.perf_counter()
     training = plan_training(train_config)
