@@ -31,6 +31,8 @@ class LiveTrials(Callback):
 
     def __exit__(self, *exc) -> None:
         self.live.__exit__(*exc)
+        if not self.console.is_terminal:  # rich ends the final table with a newline on terminals only
+            self.console.line()
 
     def _render(self) -> Table:
         table = Table(title=f"trials ({len(self.rows)} of {self.planned} started)")
