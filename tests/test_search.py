@@ -218,3 +218,7 @@ def test_search_joins_a_two_node_cluster_with_dataset_and_results_on_s3(small_sc
     fs.get(f"{results}/optuna.db", str(tmp_path / "optuna.db"))
     study = optuna.load_study(study_name="vsearch", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert sorted(t.value for t in study.trials) == pytest.approx(sorted(trials.composite))
+    # the report reads checkpoints and dataset from S3 too: example predictions included
+    assert write_report(results) == f"{results}/report.html"
+    page = fs.cat_file(f"{results.removeprefix('s3://')}/report.html").decode()
+    assert len(re.findall(r'class="plotly-graph-div"', page)) == 6 and "No example predictions" not in page
