@@ -38,6 +38,10 @@ def training_set_label(trial: pd.Series) -> str:
     return f"{trial.trial_id} · {mix}"
 
 
+def training_set_labels(trials: pd.DataFrame) -> list[str]:
+    return [training_set_label(trial) for _, trial in trials.iterrows()]
+
+
 def generalisation_matrix(trials: pd.DataFrame, level: str, stain: str | None = None) -> pd.DataFrame:
     """Completed trials (best composite first, labelled by ``training_set_label``) × held-out conditions: the
     level's score for ``stain``, or its mean over the stains scored (missing scores skipped) when ``stain`` is
@@ -56,6 +60,6 @@ def generalisation_matrix(trials: pd.DataFrame, level: str, stain: str | None = 
         {c: done[columns.column[columns.condition == c]].mean(axis=1, skipna=True) for c in conditions},
         columns=conditions,
     )
-    matrix.index = [training_set_label(t) for _, t in done.iterrows()]
+    matrix.index = training_set_labels(done)
     matrix.index.name, matrix.columns.name = "training set", "test condition"
     return matrix

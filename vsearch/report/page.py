@@ -11,7 +11,7 @@ import pandas as pd
 
 from vsearch.data import storage
 from vsearch.report.examples import examples_figure, trial_examples
-from vsearch.report.matrix import ranked_completed, score_columns, training_set_label
+from vsearch.report.matrix import ranked_completed, score_columns, training_set_label, training_set_labels
 from vsearch.report.plots import LEVELS, composition_figure, matrix_figure, pareto_figure
 from vsearch.search.results import TRIALS_FILE, read_trials
 
@@ -23,7 +23,7 @@ def _best_table(trials: pd.DataFrame) -> str:
     best = ranked_completed(trials).head(TOP_TRIALS)
     table = pd.DataFrame(
         {
-            "training set": [training_set_label(t) for _, t in best.iterrows()],
+            "training set": training_set_labels(best),
             **{column: best[column].round(3) for column in ("composite", *LEVELS)},
             "model": [", ".join(f"{k}={v}" for k, v in json.loads(c).items()) for c in best.config],
         }
@@ -47,7 +47,7 @@ def report_html(results: str) -> str:
         examples_note = f"<p>No example predictions: {html.escape(str(missing))}</p>"
     plots = [f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures)]
     counts = ", ".join(f"{n} {status}" for status, n in trials.status.value_counts().items())
-    held_out = ", ".join(json.loads(trials.held_out.iloc[0])) if "held_out" in trials else "?"
+    held_out = ", ".join(json.loads(trials.held_out.iloc[0]))
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>vsearch report: {html.escape(source)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table.trials{{border-collapse:collapse}}

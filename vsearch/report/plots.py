@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vsearch.report.matrix import generalisation_matrix, ranked_completed, score_columns, training_set_label
+from vsearch.report.matrix import generalisation_matrix, ranked_completed, score_columns, training_set_labels
 from vsearch.report.pareto import pareto_front
 
 LEVELS = ("pixel", "instance", "feature")
@@ -44,7 +44,7 @@ def pareto_figure(trials) -> go.Figure:
     Pareto front are drawn as diamonds."""
     done = ranked_completed(trials)
     front = pareto_front(done[list(LEVELS)].to_numpy())
-    labels = [training_set_label(t) for _, t in done.iterrows()]
+    labels = training_set_labels(done)
     figure = go.Figure(
         go.Scatter(
             x=done.pixel, y=done.instance, mode="markers", text=labels,
@@ -67,7 +67,7 @@ def composition_figure(trials) -> go.Figure:
     done = ranked_completed(trials)
     weights = [c for c in done.columns if c.startswith("w/")]
     figure = make_subplots(rows=1, cols=max(len(weights), 1), shared_yaxes=True, subplot_titles=weights)
-    labels = [training_set_label(t) for _, t in done.iterrows()]
+    labels = training_set_labels(done)
     for col, weight in enumerate(weights, start=1):
         figure.add_trace(
             go.Scatter(
