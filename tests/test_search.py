@@ -24,7 +24,7 @@ from vsearch.report.examples import trial_examples
 from vsearch.report.page import write_report
 from vsearch.report.pareto import pareto_front
 from vsearch.search.space import SearchSpace
-from vsearch.search.tuner import run_search
+from vsearch.search.tuner import plan_search, run_search
 
 VSEARCH = str(Path(sys.executable).parent / "vsearch")
 
@@ -48,7 +48,10 @@ def write_space(path: Path, dataset: str, results: str, **overrides) -> Path:
 
 
 def test_search_writes_trials_and_study_scoring_only_held_out_conditions(small_screen, tmp_path, ray_local):
-    space = load_yaml(write_space(tmp_path / "s.yaml", small_screen, str(tmp_path / "results")), SearchSpace)
+    path = write_space(
+        tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), seed=5, objective={"eval_fields_per_condition": 1}
+    )
+    space = load_yaml(path, SearchSpace)
     table, where = run_search(space)
     assert where.endswith("trials.parquet") and Path(where).exists()
     trials = pd.read_parquet(where)
@@ -79,6 +82,8 @@ def test_search_writes_trials_and_study_scoring_only_held_out_conditions(small_s
     assert all(trial_id in page for trial_id in trials.trial_id)
     examples = trial_examples(str(tmp_path / "results"), trials.iloc[0])
     assert sorted(e.condition for e in examples) == sorted(held_out)  # one field of each, never a trained one
+    scored = plan_search(space).eval_field_ids
+    assert sorted(e.field_id for e in examples) == sorted(scored)  # the fields the trials were scored on
     for example in examples:
         assert example.bright_field.shape == example.real["nuclei"].shape == example.predicted["nuclei"].shape
         images = [*example.real.values(), *example.predicted.values(), example.error("nuclei")]

@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 from vsearch.config import TrainConfig
 from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
+from vsearch.data.normalise import normalise_inputs
 from vsearch.evaluate.pixel import normalise_pair
 from vsearch.search.heldout import held_out_fields
 from vsearch.search.results import trial_run
@@ -27,8 +28,9 @@ PANEL_PX = 160  # displayed size of each image
 
 @dataclass
 class Example:
-    """One field, every image on a display scale of [0, 1]: stains by the real image's 0.5–99.5th percentiles
-    (as the pixel level scores them), so a prediction that is too bright or too dark looks it."""
+    """One field, every image on a display scale of [0, 1]: the bright-field as the model sees it, stains by the
+    real image's 0.5–99.5th percentiles (as the pixel level scores them), so a prediction that is too bright or
+    too dark looks it."""
 
     field_id: str
     condition: str
@@ -51,17 +53,20 @@ def trial_examples(results: str, trial: pd.Series, per_condition: int = 1) -> li
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with local_checkpoint(trial_run(results, trial.trial_id)) as folder:
         model, meta = load_model(folder, device)
-    dataset = open_dataset(TrainConfig.model_validate(meta["config"]).data.dataset)
-    field_ids = held_out_fields(dataset.manifest, json.loads(trial.held_out), per_condition, seed=0)
+    config = TrainConfig.model_validate(meta["config"])
+    dataset = open_dataset(config.data.dataset)
+    # the search's seed picks the fields it scores: the first of each condition is one of them
+    field_ids = held_out_fields(dataset.manifest, json.loads(trial.held_out), per_condition, config.seed)
     fields = list(dataset.iter_fields(field_ids, stains=meta["stains"], labels=False))
     conditions = dict(zip(dataset.manifest.field_id, conditions_of(dataset.manifest), strict=True))
     examples = []
     for field, prediction in zip(fields, predict_fields(model, meta, fields, device=device), strict=True):
         pairs = {s: display_pair(field.stains[s], prediction.stains[s]) for s in meta["stains"]}
-        bright_field = field.bf[len(field.bf) // 2]
+        middle = len(field.bf) // 2
         examples.append(
             Example(
-                field.field_id, conditions[field.field_id], display_pair(bright_field, bright_field)[0],
+                field.field_id, conditions[field.field_id],
+                np.clip(normalise_inputs(field.bf[middle : middle + 1])[0], 0, 1),  # as the model sees it
                 {s: real for s, (real, _) in pairs.items()}, {s: pred for s, (_, pred) in pairs.items()},
             )
         )  # fmt: skip
