@@ -103,17 +103,21 @@ class MatchResult:
     precision: np.ndarray
     recall: np.ndarray
     f1: np.ndarray
-    matched_iou: np.ndarray = field(repr=False)  # IoU of each matched pair (IoU > 0), best assignment
+    ap: np.ndarray  # tp / (tp + fp + fn), the "average precision" of Cellpose and StarDist
+    matched_iou: np.ndarray = field(repr=False)  # IoU of each pair matched at the lowest threshold
 
     @property
     def f1_mean(self) -> float:
         return float(self.f1.mean())
 
     @property
+    def ap_mean(self) -> float:
+        return float(self.ap.mean())
+
+    @property
     def mean_matched_iou(self) -> float:
-        """Mean IoU of the pairs matched at IoU ≥ 0.5 (NaN when there are none)."""
-        good = self.matched_iou[self.matched_iou >= 0.5]
-        return float(good.mean()) if len(good) else float("nan")
+        """Mean IoU of the pairs matched at the lowest threshold (NaN when there are none)."""
+        return float(self.matched_iou.mean()) if len(self.matched_iou) else float("nan")
 
     @property
     def count_error(self) -> int:
@@ -122,7 +126,7 @@ class MatchResult:
 
     def at(self, threshold: float) -> dict[str, float]:
         i = int(np.argmin(np.abs(self.thresholds - threshold)))
-        return {"precision": self.precision[i], "recall": self.recall[i], "f1": self.f1[i]}
+        return {"precision": self.precision[i], "recall": self.recall[i], "f1": self.f1[i], "ap": self.ap[i]}
 
 
 def iou_matrix(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -139,25 +143,42 @@ def iou_matrix(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+def matched_pairs(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the largest set of one-to-one pairs with IoU ≥ ``threshold``, and among such sets the
+    one of largest total IoU (the cost of Cellpose's ``metrics._true_positive``: one per pair outweighs any IoU
+    sum). Above 0.5 an object overlaps at most one partner by more than half their union, so the pairs are the
+    thresholded entries themselves."""
+    hits = iou >= threshold - 1e-12
+    if threshold > 0.5:
+        rows, cols = np.nonzero(hits)
+        return rows, cols
+    keep_rows, keep_cols = np.flatnonzero(hits.any(1)), np.flatnonzero(hits.any(0))
+    if not len(keep_rows):
+        return keep_rows, keep_cols
+    sub, sub_hits = iou[np.ix_(keep_rows, keep_cols)], hits[np.ix_(keep_rows, keep_cols)]
+    cost = -sub_hits.astype(np.float64) - sub / (2 * min(sub.shape))
+    rows, cols = linear_sum_assignment(cost)
+    ok = sub_hits[rows, cols]
+    return keep_rows[rows[ok]], keep_cols[cols[ok]]
+
+
 def match(true: np.ndarray, pred: np.ndarray, thresholds: np.ndarray = IOU_THRESHOLDS) -> MatchResult:
-    """Hungarian one-to-one matching maximising total IoU; a pair counts as a true positive at threshold t when its
-    IoU ≥ t. With no objects on either side every score is 1; otherwise an empty denominator gives 0."""
+    """At each IoU threshold, tp is the largest number of one-to-one pairs with IoU ≥ threshold (as Cellpose
+    ``metrics.average_precision`` and StarDist ``matching`` count it); fp and fn are the objects left over.
+    With no objects on either side every score is 1; otherwise an empty denominator gives 0."""
     iou = iou_matrix(true, pred)
     n_true, n_pred = iou.shape
-    if iou.size:
-        rows, cols = linear_sum_assignment(iou, maximize=True)
-        matched = iou[rows, cols]
-        matched = matched[matched > 0]
-    else:
-        matched = np.zeros(0)
     thresholds = np.asarray(thresholds, np.float64)
-    tp = (matched[None, :] >= thresholds[:, None] - 1e-12).sum(1)
+    pairs = [matched_pairs(iou, t) for t in thresholds]
+    tp = np.array([len(rows) for rows, _ in pairs], np.int64)
+    lowest = int(np.argmin(thresholds))
+    matched = iou[pairs[lowest]] if len(thresholds) else np.zeros(0)
     fp, fn = n_pred - tp, n_true - tp
     if n_true == 0 and n_pred == 0:
-        ones = np.ones(len(thresholds))
-        precision = recall = f1 = ones
+        precision = recall = f1 = ap = np.ones(len(thresholds))
     else:
         precision = np.divide(tp, tp + fp, out=np.zeros(len(tp)), where=(tp + fp) > 0)
         recall = np.divide(tp, tp + fn, out=np.zeros(len(tp)), where=(tp + fn) > 0)
         f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros(len(tp)), where=(2 * tp + fp + fn) > 0)
-    return MatchResult(n_true, n_pred, thresholds, tp, fp, fn, precision, recall, f1, matched)
+        ap = np.divide(tp, tp + fp + fn, out=np.zeros(len(tp)), where=(tp + fp + fn) > 0)
+    return MatchResult(n_true, n_pred, thresholds, tp, fp, fn, precision, recall, f1, ap, matched)
