@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,20 @@ class TuneGridSampler(optuna.samplers.GridSampler):
         return
 
 
+class TuneNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """NSGA-II that Tune can checkpoint: Optuna 5 guards its generation cache with a thread lock, which does not
+    pickle; a restored copy gets a lock of its own."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
 class DefineByRun:
     """Optuna's define-by-run function (a class, so the searcher's checkpoint can pickle it)."""
 
@@ -159,7 +174,7 @@ def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = 
     metric, mode = (OBJECTIVES_MULTI, ["max"] * len(OBJECTIVES_MULTI)) if multi else ("objective", "max")
     sampler = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=space.seed),
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=space.seed),
+        "nsga2": lambda: TuneNSGAIISampler(seed=space.seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=space.seed),
         "grid": lambda: TuneGridSampler(plan.resolved.grid(), seed=space.seed),
     }[space.sampler]()
