@@ -28,6 +28,7 @@ test: venv
 bench: venv
 	$(PY) benchmarks/data_io.py
 	$(PY) benchmarks/evaluate.py
+	$(PY) benchmarks/calibration.py
 	$(PY) benchmarks/train_throughput.py --preset cpu
 	$(PY) benchmarks/learning.py
 

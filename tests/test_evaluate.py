@@ -1,6 +1,8 @@
 """`vsearch evaluate` end to end on real Ray: perfect against itself, worse at every level against a blurred copy;
 the default segmenter and the assay on the synthetic screen."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,13 +33,15 @@ def blurred_copy(uri: str, out: str, sigma: float) -> None:
             writer.add(meta.loc[field.field_id].to_dict(), FieldImages(field.field_id, field.bf, stains))
 
 
+def run_evaluate(truth: str, pred: str, out: Path, *options: str):
+    """``vsearch evaluate`` through the CLI; its result (exit code and output)."""
+    return CliRunner().invoke(app, ["evaluate", "--truth", truth, "--pred", pred, "--out", str(out), *options])
+
+
 def test_cli_self_is_perfect_and_blurred_is_worse_at_every_level(small_screen, tmp_path, ray_local):
     blurred_copy(small_screen, str(tmp_path / "blurred"), sigma=2.0)
-    runner = CliRunner()
     for name, pred in (("self", small_screen), ("blurred", str(tmp_path / "blurred"))):
-        result = runner.invoke(
-            app, ["evaluate", "--truth", small_screen, "--pred", pred, "--out", str(tmp_path / f"{name}.parquet")]
-        )
+        result = run_evaluate(small_screen, pred, tmp_path / f"{name}.parquet")
         assert result.exit_code == 0, result.output
         assert "scores per condition and stain" in result.output
     same = pd.read_parquet(tmp_path / "self_summary.parquet")
@@ -64,16 +68,13 @@ def test_cli_self_is_perfect_and_blurred_is_worse_at_every_level(small_screen, t
     }
     fields = open_dataset(small_screen).manifest
     pixel = metrics[metrics.level == "pixel"]
-    assert len(pixel) == len(fields) * 3 * 5  # fields x stains x (mae, mse, psnr, ssim, pearson_r)
+    assert len(pixel) == len(fields) * 3 * 6  # fields x stains x (mae, mse, psnr, ssim, pearson_r, flat)
     wells = pd.read_parquet(tmp_path / "blurred_wells.parquet")
     assert set(wells.source) == {"real", "pred"} and "Nuclei_nuclei_MeanIntensity" in wells
 
 
 def test_cli_refuses_mismatched_prediction(small_screen, tmp_path):
-    result = CliRunner().invoke(
-        app, ["evaluate", "--truth", small_screen, "--pred", small_screen, "--out", str(tmp_path / "x.parquet"),
-              "--stains", "nuclei,phalloidin"],
-    )  # fmt: skip
+    result = run_evaluate(small_screen, small_screen, tmp_path / "x.parquet", "--stains", "nuclei,phalloidin")
     assert result.exit_code == 2
     assert "has no stain 'phalloidin'" in result.output
 

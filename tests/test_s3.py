@@ -45,7 +45,7 @@ def test_cli_synth_and_describe_on_s3_match_local(s3_bucket, small_screen):
     assert described.returncode == 0, described.stderr
     # 1 plate: 6 conditions x 2 treated wells + 3 cell types x (2 neg + 2 pos) control wells, 1 site each
     assert "breast" in described.stdout and "fields: 24" in described.stdout
-    assert "stains: nuclei, cytoplasm, dna_damage" in described.stdout
+    assert "stains: nuclei (nuclei), cytoplasm (cytoplasm), dna_damage (foci)" in described.stdout
     remote, local = open_dataset(uri), open_dataset(small_screen)
     assert list(remote.manifest.field_id) == list(local.manifest.field_id)
     local_fields = {f.field_id: f for f in local.iter_fields()}

@@ -79,12 +79,20 @@ def ingest(
     out: Annotated[str, typer.Option(help="Folder or s3:// prefix to write the dataset to.")],
     tile: Annotated[int | None, typer.Option(help="Cut each field into N x N fields.")] = None,
     stains: Annotated[str | None, typer.Option(help="Comma-separated stain channels; others are refused.")] = None,
+    roles: Annotated[
+        str | None,
+        typer.Option(
+            help="Which stain shows what, e.g. nuclei=DAPI,cytoplasm=FITC,foci=Cy5 (default: the synthetic "
+            "screen's names nuclei, cytoplasm, dna_damage where present)."
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Dataset name (default: the layout's file name).")] = None,
     pixel_size_um: Annotated[float | None, typer.Option(help="Pixel size in micrometres.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset already at --out.")] = False,
 ) -> None:
     """Ingest PNG / TIFF / multi-page TIFF images named by a layout CSV."""
     from vsearch.data.ingest import ingest as ingest_layout
+    from vsearch.data.manifest import parse_roles
 
     try:
         with _progress("ingesting fields") as progress:
@@ -93,6 +101,7 @@ def ingest(
                 out,
                 tile=tile,
                 stains=list(_csv(stains)) if stains else None,
+                roles=parse_roles(roles) if roles else None,
                 name=name,
                 pixel_size_um=pixel_size_um,
                 overwrite=overwrite,
@@ -100,7 +109,14 @@ def ingest(
             )
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         _fail(error)
-    console.print(f"wrote dataset [bold]{info.name}[/bold] ({', '.join(info.stains)}) to [bold]{out}[/bold]")
+    shown = _stains_with_roles(info.stains, info.stain_roles())
+    console.print(f"wrote dataset [bold]{info.name}[/bold] ({shown}) to [bold]{out}[/bold]")
+
+
+def _stains_with_roles(stains: list[str], roles: dict[str, str]) -> str:
+    """``DAPI (nuclei), FITC (cytoplasm), Cy5``: each stain with its role, if it has one."""
+    by_stain = {stain: role for role, stain in roles.items()}
+    return ", ".join(f"{stain} ({by_stain[stain]})" if stain in by_stain else stain for stain in stains)
 
 
 @data_app.command("describe")
@@ -123,7 +139,7 @@ def describe(uri: Annotated[str, typer.Argument(help="Dataset folder or s3:// pr
     console.print(
         f"fields: {summary.fields}   plates: {summary.plates}   image size: {sizes}   "
         f"bright-field planes: {summary.bf_planes}\n"
-        f"stains: {', '.join(summary.stains)}   labels: {', '.join(summary.labels) or 'none'}\n"
+        f"stains: {_stains_with_roles(summary.stains, summary.roles)}   labels: {', '.join(summary.labels) or 'none'}\n"
         f"shards: {summary.shard_files} files, {summary.shard_bytes / 2**20:.1f} MiB",
         highlight=False,
     )
@@ -135,36 +151,56 @@ def evaluate(
     pred: Annotated[str, typer.Option(help="Dataset with the predicted stains (same field ids).")],
     out: Annotated[str, typer.Option(help="Parquet file for per-field metrics; other tables go beside it.")],
     stains: Annotated[str | None, typer.Option(help="Comma-separated stains to score (default: all).")] = None,
-    nuclei_stain: Annotated[str, typer.Option(help="Stain that shows nuclei.")] = "nuclei",
-    cytoplasm_stain: Annotated[str, typer.Option(help="Stain that shows the cytoplasm (cells).")] = "cytoplasm",
-    foci_stain: Annotated[str, typer.Option(help="Stain that shows DNA-damage foci.")] = "dna_damage",
+    roles: Annotated[
+        str | None,
+        typer.Option(help="Stain roles over the truth dataset's, e.g. nuclei=DAPI,cytoplasm=FITC,foci=none."),
+    ] = None,
     levels: Annotated[str, typer.Option(help="Comma-separated levels.")] = "pixel,instance,feature",
     workers: Annotated[int | None, typer.Option(help="Fields evaluated at once (default: all CPUs).")] = None,
 ) -> None:
     """Score predicted stains against real ones at pixel, instance, feature and assay level."""
     from vsearch.data.dataset import open_dataset
+    from vsearch.data.manifest import parse_roles
     from vsearch.evaluate.features import StainRoles
     from vsearch.evaluate.field import EvaluationConfig
     from vsearch.evaluate.runner import evaluate_datasets
 
     try:
-        available = open_dataset(truth).info.stains
-        chosen = _csv(stains) if stains else tuple(available)
-        roles = StainRoles.for_stains(list(chosen), nuclei=nuclei_stain, cytoplasm=cytoplasm_stain, foci=foci_stain)
-        config = EvaluationConfig(stains=chosen, roles=roles, levels=_csv(levels))
+        info = open_dataset(truth).info
+        chosen = _csv(stains) if stains else tuple(info.stains)
+        overrides = parse_roles(roles) if roles else None
+        stain_roles = StainRoles.resolve(info.stain_roles(), chosen, overrides)
+        config = EvaluationConfig(stains=chosen, roles=stain_roles, levels=_csv(levels))
         with _progress("evaluating fields") as progress:
             result = evaluate_datasets(truth, pred, config, workers=workers, progress=progress)
         paths = result.write(out)
-    except (ValueError, FileNotFoundError, KeyError) as error:
+    except (ValueError, FileNotFoundError) as error:
         _fail(error)
-    table = Table(title="scores per condition and stain (1 = prediction indistinguishable from real)")
-    for column in ("cell type", "phenotype", "stain", "pixel", "instance", "feature", "assay", "composite"):
-        table.add_column(column, justify="left" if column in ("cell type", "phenotype", "stain") else "right")
-    for row in result.summary.itertuples(index=False):
-        table.add_row(*row[:3], *(f"{v:.3f}" if v == v else "–" for v in row[3:]))
-    console.print(table)
+    _show_summary(result.summary)
     for name, path in paths.items():
         console.print(f"{name}: {path}", highlight=False)
+
+
+def _score(value: float) -> str:
+    return f"{value:.3f}" if value == value else "–"
+
+
+def _show_summary(summary) -> None:
+    table = Table(title="scores per condition and stain (1 = prediction indistinguishable from real)")
+    columns = ("cell type", "phenotype", "stain", "role", "pixel", "instance", "feature", "assay", "composite")
+    for column in columns:
+        table.add_column(column, justify="left" if column in columns[:4] else "right")
+    for row in summary.itertuples(index=False):
+        scores = (getattr(row, level) for level in ("pixel", "instance", "feature", "assay", "composite"))
+        role = row.role if isinstance(row.role, str) else "–"
+        table.add_row(row.cell_type, row.phenotype, row.stain, role, *(_score(v) for v in scores))
+    console.print(table)
+    roleless = sorted(set(summary.stain[summary.role.isna()]))
+    if roleless:
+        console.print(f"no role (scored at the pixel level only): {', '.join(roleless)}", highlight=False)
+    flat = int(summary.flat_fields.sum())
+    if flat:
+        console.print(f"{flat} field × stain pairs have a flat real stain and are not scored at the pixel level")
 
 
 @app.command("train")

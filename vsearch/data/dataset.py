@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
+from vsearch.config import describe_errors
 from vsearch.data import storage
 from vsearch.data.fields import (
     BF_COLUMN,
@@ -165,7 +167,10 @@ class Dataset:
         if not self.fs.exists(manifest_path):
             raise FileNotFoundError(f"{uri} is not a vsearch dataset: {MANIFEST_FILE} is missing")
         with self.fs.open(f"{self.root}/{INFO_FILE}") as f:
-            self.info = DatasetInfo.model_validate_json(f.read())
+            try:
+                self.info = DatasetInfo.model_validate_json(f.read())
+            except ValidationError as error:
+                raise ValueError(f"{uri}/{INFO_FILE}: {describe_errors(error)}") from None
         with self.fs.open(manifest_path, "rb") as f:
             self.manifest = pq.read_table(f).to_pandas()
 

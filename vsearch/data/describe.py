@@ -1,4 +1,4 @@
-"""A dataset's summary: fields per condition, plates, controls, stains, image size, bytes."""
+"""A dataset's summary: fields per condition, plates, controls, stains and their roles, image size, bytes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ class DatasetSummary:
     uri: str
     name: str
     stains: list[str]
+    roles: dict[str, str]  # role -> stain
     labels: list[str]
     bf_planes: int
     fields: int
@@ -44,6 +45,7 @@ def describe(dataset: Dataset) -> DatasetSummary:
         uri=dataset.uri,
         name=dataset.info.name,
         stains=dataset.info.stains,
+        roles=dataset.info.stain_roles(),
         labels=dataset.info.labels,
         bf_planes=dataset.info.bf_planes,
         fields=len(m),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -21,7 +21,7 @@ import pandas as pd
 from vsearch.data import storage
 from vsearch.data.dataset import DatasetWriter
 from vsearch.data.fields import FieldImages
-from vsearch.data.manifest import CONTROL_KINDS, DatasetInfo, split_group
+from vsearch.data.manifest import CONTROL_KINDS, DEFAULT_ROLES, DatasetInfo, merge_roles, split_group
 
 REQUIRED = ["plate", "well", "site", "cell_type", "phenotype", "channel", "path"]
 OPTIONAL = {"treatment": "", "concentration": "", "is_control": "none", "page": ""}
@@ -237,16 +237,22 @@ def ingest(
     *,
     tile: int | None = None,
     stains: list[str] | None = None,
+    roles: Mapping[str, str | None] | None = None,
     name: str | None = None,
     pixel_size_um: float | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> DatasetInfo:
-    """Read every field of the layout and write the dataset at ``out``; nothing is published on error."""
+    """Read every field of the layout and write the dataset at ``out``; nothing is published on error.
+
+    ``roles`` (role → stain, None for none) go to ``dataset.json``; by default the synthetic screen's stain names
+    (``manifest.DEFAULT_ROLES``) that are among the stains. A role naming a stain the layout lacks is refused
+    before any image is read."""
     if tile is not None and tile < 1:
         raise LayoutError(f"--tile must be a positive number of pixels, got {tile}")
     layout = read_layout(layout_uri)
     fields, stain_names, label_names = plan_fields(layout, stains)
+    dataset_roles = merge_roles(DEFAULT_ROLES, stain_names, roles)
     base = layout_uri.rsplit("/", 1)[0] if "/" in layout_uri else "."
     first = load_field(fields[0], base)
     info = DatasetInfo(
@@ -256,6 +262,7 @@ def ingest(
         bf_planes=first.bf.shape[0],
         pixel_size_um=pixel_size_um,
         source=f"vsearch ingest {layout_uri}",
+        roles=dataset_roles,
     )
     with DatasetWriter(out, info, overwrite=overwrite) as writer:
         for done, plan in enumerate(fields, start=1):

@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from vsearch.data.dataset import DatasetWriter
 from vsearch.data.fields import FieldImages
-from vsearch.data.manifest import DatasetInfo, split_group
+from vsearch.data.manifest import DEFAULT_ROLES, DatasetInfo, split_group
 
 
 @dataclass(frozen=True)
@@ -385,6 +385,7 @@ def synthesize(
         bf_planes=spec.bf_planes,
         pixel_size_um=0.65,
         source=f"vsearch synth {spec}",
+        roles=DEFAULT_ROLES,
     )
     total = count_fields(spec)
     with DatasetWriter(out, info, overwrite=overwrite) as writer:

@@ -37,7 +37,8 @@ def assay_table(wells: pd.DataFrame, features: list[str], group: str = "cell_typ
     """Per ``group`` (controls are compared within a cell type) and feature: robust Z′ of the real and the
     predicted feature, and the fraction of treated wells whose hit call agrees. ``wells`` has one row per
     (source, well) with columns ``source`` (real | pred), ``is_control``, ``group`` and the features; each
-    source's calls are calibrated on its own controls, as a screener would."""
+    source's calls are calibrated on its own controls, as a screener would. A treated well that the prediction
+    cannot call (it has no value there, or no control to calibrate on) counts as disagreeing."""
     rows = []
     for key, block in wells.groupby(group, sort=True):
         real, pred = block[block.source == "real"], block[block.source == "pred"]
@@ -55,9 +56,10 @@ def assay_table(wells: pd.DataFrame, features: list[str], group: str = "cell_typ
                 row[f"z_prime_{name}"] = robust_z_prime(pos, neg)
                 treated = source[source.is_control == "none"].set_index(["plate", "well"])[feature].dropna()
                 calls[name] = pd.Series(call_hits(treated.to_numpy(), pos, neg), treated.index)
-            if len(calls) == 2:
-                both = calls["real"].index.intersection(calls["pred"].index)
-                agree = (calls["real"].loc[both] == calls["pred"].loc[both]).to_numpy()
+            if "real" in calls:
+                real_calls = calls["real"]
+                pred_calls = calls.get("pred", pd.Series(dtype=bool)).reindex(real_calls.index)
+                agree = (real_calls == pred_calls).to_numpy()  # a well the prediction cannot call disagrees
                 row["call_agreement"] = float(agree.mean()) if len(agree) else np.nan
                 row["wells_called"] = len(agree)
             rows.append(row)

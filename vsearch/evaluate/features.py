@@ -3,6 +3,7 @@ aggregation, and the comparison of real against predicted features (normalised M
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,12 +15,15 @@ from cp_measure.core.measuretexture import get_texture
 from scipy import stats
 from skimage import feature, filters, morphology
 
+from vsearch.data.manifest import ROLES, merge_roles
+
 # Position-free shape measurements (centres, bounding boxes and orientation say where a cell is, not what it is).
 SHAPE_FEATURES = (
     "Area", "ConvexArea", "EquivalentDiameter", "Perimeter", "MajorAxisLength", "MinorAxisLength", "Eccentricity",
     "FormFactor", "Extent", "Solidity", "Compactness", "MaximumRadius", "MeanRadius", "MedianRadius",
 )  # fmt: skip
 GRANULARITY_SCALES = 8
+COUNT_FEATURE = "Count_Nuclei"  # nuclei per field: a well-level feature with no per-object values
 TEXTURE_SCALE = 3
 
 
@@ -92,10 +96,20 @@ class StainRoles:
     foci: str | None = "dna_damage"
 
     @classmethod
-    def for_stains(cls, stains: list[str], **names: str | None) -> StainRoles:
-        defaults = cls()
-        chosen = {role: names.get(role, getattr(defaults, role)) for role in ("nuclei", "cytoplasm", "foci")}
-        return cls(**{role: name if name in stains else None for role, name in chosen.items()})
+    def resolve(
+        cls,
+        dataset_roles: Mapping[str, str],
+        stains: Sequence[str],
+        overrides: Mapping[str, str | None] | None = None,
+    ) -> StainRoles:
+        """The roles for evaluating ``stains``: the dataset's (``DatasetInfo.stain_roles()``) whose stain is
+        evaluated, with ``overrides`` on top (``manifest.merge_roles``)."""
+        roles = merge_roles(dataset_roles, stains, overrides)
+        return cls(**{role: roles.get(role) for role in ROLES})
+
+    def of(self, stain: str) -> str | None:
+        """The role of ``stain``, None when it has none (it is scored at the pixel level only)."""
+        return next((role for role in ROLES if getattr(self, role) == stain), None)
 
 
 def object_features(
@@ -138,14 +152,41 @@ def object_features(
 def aggregate_wells(objects: pd.DataFrame, keys: list[str], fields: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per well (``keys``, e.g. plate and well): the median of every object feature, except counts per object
     (``…Count``), whose median would be a coarse integer, which are averaged; plus ``Count_Nuclei``, the median
-    number of nuclei per field, from ``fields`` (one row per field with ``keys`` and ``n_nuclei``)."""
+    number of nuclei per field, from ``fields`` (one row per field with ``keys`` and ``n_nuclei``). A well in
+    which no nucleus was found has no count, as it has no other feature: nothing was measured there."""
     values = [c for c in objects.columns if c not in keys and objects[c].dtype.kind == "f"]
     counts = [c for c in values if c.endswith("Count")]
     grouped = objects.groupby(keys, sort=True)
     wells = grouped[[c for c in values if c not in counts]].median().join(grouped[counts].mean())[values]
     if fields is not None:
-        wells = wells.join(fields.groupby(keys, sort=True)["n_nuclei"].median().rename("Count_Nuclei"), how="outer")
+        per_well = fields.groupby(keys, sort=True)["n_nuclei"]
+        count = per_well.median().where(per_well.max() > 0).rename(COUNT_FEATURE)
+        wells = wells.join(count, how="outer")
     return wells
+
+
+def feature_scales(
+    real_wells: pd.DataFrame, real_objects: pd.DataFrame, keys: list[str], fields: pd.DataFrame | None = None
+) -> pd.Series:
+    """The scale a feature's errors are judged on: the larger of its spread across every evaluated real well
+    and its cell-to-cell spread.
+
+    The paper's normaliser, the feature's standard deviation across the wells of one condition, is only technical
+    noise when those wells are replicates, so a shift of a few grey levels looks like dozens of standard
+    deviations and the score depends on how alike a screen's wells happen to be. The spread across all evaluated
+    wells (every condition scored together) measures the biology the screen shows; the floor, the median over
+    wells of the standard deviation of the per-object values within a well, is the cell-to-cell variation, which
+    is there however alike the wells are: a prediction whose typical cell is one such spread away from the real
+    one is as wrong as a feature can plainly be. ``Count_Nuclei`` has no per-object values; its floor is the
+    Poisson spread √count of the median real count per field (``fields``: ``keys`` and ``n_nuclei``)."""
+    between = real_wells.std(ddof=0)
+    columns = [c for c in between.index if c in real_objects.columns]
+    within = real_objects.groupby(keys)[columns].std(ddof=0).median() if columns else pd.Series(dtype=float)
+    floor = within.reindex(between.index)
+    if fields is not None and COUNT_FEATURE in floor.index:
+        counts = fields["n_nuclei"][fields["n_nuclei"] > 0]
+        floor[COUNT_FEATURE] = np.sqrt(counts.median()) if len(counts) else np.nan
+    return np.fmax(between, floor).rename("scale")
 
 
 def compare_features(
@@ -153,11 +194,14 @@ def compare_features(
     pred_wells: pd.DataFrame,
     real_objects: pd.DataFrame | None = None,
     pred_objects: pd.DataFrame | None = None,
+    scales: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Per feature: normalised MAE (mean |real − predicted| over wells / std of the real feature across wells),
-    Pearson r across wells, the Wasserstein distance of per-object values divided by the real std, and
-    ``coverage``: the fraction of wells with a real value that also have a predicted one (a prediction with no
-    objects has none). Features that are constant across real wells get NaN normalised scores."""
+    """Per feature: normalised MAE (mean |real − predicted| over wells / std of the real feature across these
+    wells, as Tonks et al.), ``error`` (the MAE over ``scales``, see ``feature_scales``), Pearson r across wells,
+    the Wasserstein distance of per-object values divided by the real std, and ``coverage``: the fraction of
+    wells with a real value that also have a predicted one (a prediction with no objects has none). Normalised
+    scores of a feature whose real values are all equal are 0 when the prediction equals them, else NaN
+    (``nmae``) or infinite (``error``)."""
     shared = real_wells.index.intersection(pred_wells.index)
     rows = []
     for name in real_wells.columns:
@@ -170,23 +214,34 @@ def compare_features(
         real, pred = real[ok], pred[ok]
         spread = real.std() if len(real) > 1 else 0.0
         mae = float(np.abs(real - pred).mean()) if len(real) else np.nan
+        scale = float(scales.get(name, np.nan)) if scales is not None else np.nan
         row = {
             "feature": name,
             "wells": len(real),
             "coverage": coverage,
             "mae": mae,
-            "nmae": mae / spread if spread > 0 else (0.0 if mae == 0 else np.nan),
+            "nmae": _normalised(mae, spread, undefined=np.nan),
+            "scale": scale,
+            "error": _normalised(mae, scale, undefined=np.inf),
             "pearson_r": _pearson(real, pred),
             "wasserstein": np.nan,
         }
         if real_objects is not None and pred_objects is not None and name in real_objects and name in pred_objects:
             a, b = real_objects[name].dropna().to_numpy(), pred_objects[name].dropna().to_numpy()
             if len(a) and len(b):
-                scale = a.std()
                 distance = stats.wasserstein_distance(a, b)
-                row["wasserstein"] = distance / scale if scale > 0 else (0.0 if distance == 0 else np.nan)
+                row["wasserstein"] = _normalised(distance, a.std(), undefined=np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _normalised(value: float, scale: float, undefined: float) -> float:
+    """``value / scale``; for a zero scale, 0 when the value is 0 too, else ``undefined``."""
+    if not np.isfinite(value) or np.isnan(scale):
+        return np.nan
+    if scale > 0:
+        return value / scale
+    return 0.0 if value == 0 else undefined
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -17,7 +17,7 @@ from vsearch.evaluate.instance import (
     ThresholdWatershed,
     match,
 )
-from vsearch.evaluate.pixel import normalise_pair, pixel_metrics
+from vsearch.evaluate.pixel import is_flat, normalise_pair, pixel_metrics
 
 LEVELS = ("pixel", "instance", "feature")
 
@@ -57,6 +57,9 @@ def _match_rows(stain: str, level: str, result: MatchResult) -> list[dict[str, o
         "f1_50": at50["f1"],
         "f1_75": at75["f1"],
         "f1_mean": result.f1_mean,
+        "ap_50": at50["ap"],
+        "ap_75": at75["ap"],
+        "ap_mean": result.ap_mean,
         "mean_iou": result.mean_matched_iou,
         "count_error": result.count_error,
         "n_true": result.n_true,
@@ -66,7 +69,8 @@ def _match_rows(stain: str, level: str, result: MatchResult) -> list[dict[str, o
 
 
 def evaluate_field(truth: FieldImages, pred: FieldImages, config: EvaluationConfig) -> FieldEvaluation:
-    """Pixel metrics per stain; nuclei and cells segmented in the real and in the predicted stains by the same
+    """Pixel metrics per stain (NaN, with metric ``flat`` = 1, where the real stain is flat: ``pixel.is_flat``);
+    nuclei and cells segmented in the real and in the predicted stains by the same
     segmenters and matched; per-object features of both. Ground-truth labels, where stored, score the segmenter
     on the real stain (level ``segmenter``)."""
     if truth.field_id != pred.field_id:
@@ -81,7 +85,12 @@ def evaluate_field(truth: FieldImages, pred: FieldImages, config: EvaluationConf
         )
         values = pixel_metrics(np.stack(true_stack), np.stack(pred_stack), data_range=1.0)
         for i, stain in enumerate(config.stains):
-            rows += [{"stain": stain, "level": "pixel", "metric": k, "value": float(v[i])} for k, v in values.items()]
+            flat = is_flat(truth.stains[stain])
+            rows += [
+                {"stain": stain, "level": "pixel", "metric": k, "value": np.nan if flat else float(v[i])}
+                for k, v in values.items()
+            ]
+            rows.append({"stain": stain, "level": "pixel", "metric": "flat", "value": float(flat)})
 
     objects: dict[str, pd.DataFrame] = {}
     counts: dict[str, int] = {}

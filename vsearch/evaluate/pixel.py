@@ -103,13 +103,25 @@ def pixel_metrics(true: Array, pred: Array, data_range: float) -> dict[str, Arra
     }
 
 
+NORMALISE_PERCENTILES = (0.5, 99.5)
+FLAT_RANGE = 1.0  # grey levels: a real image whose percentiles lie closer than this shows no structure
+
+
+def is_flat(true: np.ndarray, low: float = NORMALISE_PERCENTILES[0], high: float = NORMALISE_PERCENTILES[1]) -> bool:
+    """Whether the real image's percentiles lie less than ``FLAT_RANGE`` apart (a blank tile): the pixel level
+    has no structure to compare there, so such fields are not scored at it (see ``evaluate.field``)."""
+    lo, hi = np.percentile(true, [low, high])
+    return float(hi - lo) < FLAT_RANGE
+
+
 def normalise_pair(
-    true: np.ndarray, pred: np.ndarray, low: float = 0.5, high: float = 99.5
+    true: np.ndarray, pred: np.ndarray, low: float = NORMALISE_PERCENTILES[0], high: float = NORMALISE_PERCENTILES[1]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map both images by the same affine map that sends the real image's percentiles to 0 and 1.
 
-    A prediction with the wrong brightness stays wrong after normalisation; the data range is then 1.
+    A prediction with the wrong brightness stays wrong after normalisation; the data range is then 1. A flat real
+    image (``is_flat``) is mapped one grey level to one unit instead of by a vanishing range.
     """
     lo, hi = np.percentile(true, [low, high])
-    scale = 1.0 / max(float(hi - lo), 1e-12)
+    scale = 1.0 / max(float(hi - lo), FLAT_RANGE)
     return (true.astype(np.float64) - lo) * scale, (pred.astype(np.float64) - lo) * scale

@@ -6,16 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
 from vsearch.cluster import connect
 from vsearch.data.dataset import Dataset, open_dataset, open_dataset_cached
 from vsearch.evaluate.assay import assay_table
-from vsearch.evaluate.features import aggregate_wells, compare_features
+from vsearch.evaluate.features import aggregate_wells, compare_features, feature_scales
 from vsearch.evaluate.field import EvaluationConfig, FieldEvaluation, evaluate_field
-from vsearch.evaluate.score import summarise
+from vsearch.evaluate.score import feature_agreement, summarise
 
+T = TypeVar("T")
 WELL_KEYS = ["plate", "well"]
 CONDITION_KEYS = ["cell_type", "phenotype"]
 
@@ -24,9 +26,9 @@ CONDITION_KEYS = ["cell_type", "phenotype"]
 class EvaluationResult:
     metrics: pd.DataFrame  # one row per field × stain × metric
     wells: pd.DataFrame  # per-well median features, real and predicted (column ``source``)
-    features: pd.DataFrame  # per condition × feature: nmae, pearson_r, wasserstein
+    features: pd.DataFrame  # per condition × feature: nmae, error, coverage, score, pearson_r, wasserstein
     assay: pd.DataFrame  # per cell type × assay feature: robust Z′ real / predicted, call agreement
-    summary: pd.DataFrame  # per condition × stain: level scores in [0, 1] and composite
+    summary: pd.DataFrame  # per condition × stain: role, level scores in [0, 1], composite, flat_fields
 
     def write(self, out: str | Path) -> dict[str, Path]:
         """``out`` gets the metrics; the other tables go beside it as ``<stem>_<table>.parquet``."""
@@ -44,7 +46,7 @@ class EvaluationResult:
 
 
 def evaluate_fields(
-    truth_uri: str, pred_uri: str, field_ids: list[str], config: EvaluationConfig
+    field_ids: list[str], truth_uri: str, pred_uri: str, config: EvaluationConfig
 ) -> list[FieldEvaluation]:
     """Evaluate some fields (decoding each once); the body of one Ray task."""
     truth, pred = open_dataset_cached(truth_uri), open_dataset_cached(pred_uri)
@@ -52,37 +54,46 @@ def evaluate_fields(
     return [evaluate_field(t, predicted[t.field_id], config) for t in truth.iter_fields(field_ids)]
 
 
-def _fan_out(
-    truth_uri: str,
-    pred_uri: str,
+def fan_out(
+    task: Callable[..., list[T]],
     field_ids: list[str],
-    config: EvaluationConfig,
-    workers: int | None,
-    progress: Callable[[int, int], None] | None,
-) -> list[FieldEvaluation]:
+    args: tuple,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[T]:
+    """``task(chunk, *args)`` for chunks of ``field_ids`` as Ray tasks (one CPU each, at most ``workers`` at
+    once, default all CPUs); their lists joined in completion order. ``progress(fields done, fields)``."""
     import ray
 
     connect()
     in_flight_limit = workers or max(1, int(ray.available_resources().get("CPU", 1)))
     chunk = max(1, min(8, len(field_ids) // (4 * in_flight_limit)))
     chunks = [field_ids[i : i + chunk] for i in range(0, len(field_ids), chunk)]
-    task = ray.remote(num_cpus=1, max_retries=2)(evaluate_fields)
-    results: list[FieldEvaluation] = []
-    pending: list = []
-    config_ref = ray.put(config)
+    remote = ray.remote(num_cpus=1, max_retries=2)(task)
+    arg_refs = [ray.put(a) for a in args]
+    results: list[T] = []
+    pending: dict = {}
+    done_fields = 0
     for ids in chunks:
         if len(pending) >= in_flight_limit:
-            done, pending = ray.wait(pending, num_returns=1)
-            results += [r for batch in ray.get(done) for r in batch]
+            done_fields += _collect(pending, results)
             if progress:
-                progress(len(results), len(field_ids))
-        pending.append(task.remote(truth_uri, pred_uri, ids, config_ref))
+                progress(done_fields, len(field_ids))
+        pending[remote.remote(ids, *arg_refs)] = len(ids)
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        results += [r for batch in ray.get(done) for r in batch]
+        done_fields += _collect(pending, results)
         if progress:
-            progress(len(results), len(field_ids))
+            progress(done_fields, len(field_ids))
     return results
+
+
+def _collect(pending: dict, results: list) -> int:
+    """Wait for one task of ``pending`` (ref → its field count), add its list to ``results``; its field count."""
+    import ray
+
+    (done,), _ = ray.wait(list(pending), num_returns=1)
+    results += ray.get(done)
+    return pending.pop(done)
 
 
 def _check_datasets(truth: Dataset, pred: Dataset, stains: tuple[str, ...]) -> None:
@@ -114,7 +125,7 @@ def evaluate_datasets(
     truth, pred = open_dataset(truth_uri), open_dataset(pred_uri)
     _check_datasets(truth, pred, config.stains)
     ids = list(truth.manifest.field_id) if field_ids is None else list(field_ids)
-    results = _fan_out(truth_uri, pred_uri, ids, config, workers, progress)
+    results = fan_out(evaluate_fields, ids, (truth_uri, pred_uri, config), workers, progress)
     return assemble(results, truth.manifest, config, weights)
 
 
@@ -133,9 +144,8 @@ def assemble(
     )
     metrics = meta.reset_index().merge(metrics, on="field_id")
     wells, features, assay = _feature_tables(results, meta, config)
-    object_stains = {"Nuclei": config.roles.nuclei, "Cells": config.roles.cytoplasm}
     conditions = sorted(set(zip(meta.loc[ids, "cell_type"], meta.loc[ids, "phenotype"], strict=True)))
-    summary = summarise(conditions, metrics, features, assay, list(config.stains), object_stains, weights)
+    summary = summarise(conditions, metrics, features, assay, list(config.stains), config.roles, weights)
     return EvaluationResult(metrics, wells, features, assay, summary)
 
 
@@ -143,9 +153,9 @@ def _feature_tables(
     results: list[FieldEvaluation], meta: pd.DataFrame, config: EvaluationConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     if "feature" not in config.levels or not results:
-        no_features = pd.DataFrame(columns=[*CONDITION_KEYS, "feature", "nmae", "coverage"])
+        no_features = pd.DataFrame(columns=[*CONDITION_KEYS, "feature", "nmae", "error", "coverage", "score"])
         return pd.DataFrame(), no_features, pd.DataFrame(columns=["cell_type", "feature", "call_agreement"])
-    per_source_objects, per_source_wells = {}, []
+    per_source_objects, per_source_wells, per_source_counts = {}, [], {}
     for source in ("real", "pred"):
         frames = [r.objects[source].assign(field_id=r.field_id) for r in results if len(r.objects.get(source, []))]
         objects = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"field_id": pd.Series(dtype=str)})
@@ -155,9 +165,17 @@ def _feature_tables(
         wells = aggregate_wells(objects, WELL_KEYS, counts)
         well_meta = meta.drop_duplicates(WELL_KEYS).set_index(WELL_KEYS)[[*CONDITION_KEYS, "is_control"]]
         wells = well_meta.join(wells, how="inner").reset_index().assign(source=source)
-        per_source_objects[source], per_source_wells = objects, [*per_source_wells, wells]
+        per_source_objects[source], per_source_counts[source] = objects, counts
+        per_source_wells.append(wells)
     wells = pd.concat(per_source_wells, ignore_index=True)
     feature_columns = [c for c in wells.columns if c not in {*WELL_KEYS, *CONDITION_KEYS, "is_control", "source"}]
+    real_wells = wells[wells.source == "real"]
+    scales = feature_scales(
+        real_wells.set_index(WELL_KEYS)[feature_columns],
+        per_source_objects["real"],
+        WELL_KEYS,
+        per_source_counts["real"],
+    )
 
     comparisons = []
     for condition, block in wells.groupby(CONDITION_KEYS, sort=True):
@@ -169,9 +187,10 @@ def _feature_tables(
             ]
             for s in ("real", "pred")
         }
-        comparison = compare_features(real, pred, objects["real"], objects["pred"])
+        comparison = compare_features(real, pred, objects["real"], objects["pred"], scales)
         comparisons.append(comparison.assign(cell_type=condition[0], phenotype=condition[1]))
     features = pd.concat(comparisons, ignore_index=True)
+    features["score"] = feature_agreement(features["error"], features["coverage"])
     assay = assay_table(wells, assay_features(config, feature_columns))
     return wells, features, assay
 

@@ -1,16 +1,23 @@
 """Maps each evaluation level to [0, 1], higher better, and summarises one row per (condition, stain).
 
 - pixel    = (clip(SSIM, 0, 1) + clip(r, 0, 1)) / 2, averaged over fields; SSIM and Pearson r on images
-             normalised by the real image's 0.5–99.5 percentiles.
+             normalised by the real image's 0.5–99.5 percentiles. Fields whose real stain is flat (a blank
+             tile, ``pixel.is_flat``) are left out and counted in ``flat_fields``; their objects, if the
+             prediction invents any, still cost it at the instance level.
 - instance = F1 averaged over IoU thresholds 0.5:0.05:0.95, averaged over fields, for objects segmented in the
              real and in the predicted stain by the same segmenter (nuclei for the nuclear stain, cells for the
              cytoplasm stain; stains with no objects of their own have none).
-- feature  = exp(−mean normalised MAE) over the stain's per-well features, times the fraction of (well, feature)
-             pairs the prediction could measure at all: 1 when predicted features equal the real ones, 0.37 when
-             they are off by one real between-well standard deviation on average, 0 when no object is found.
+- feature  = mean over the stain's per-well features of coverage × exp(−error): ``error`` is the feature's mean
+             absolute error over wells divided by its scale (``features.feature_scales``: its spread across every
+             evaluated well, at least its cell-to-cell spread), ``coverage`` the fraction of real wells the
+             prediction measured at all. Each feature lies in [0, 1], so none moves the level by more than its
+             share; 1 when predicted features equal the real ones, 0.37 for a feature one scale off, 0 when no
+             object is found.
 - assay    = fraction of treated wells whose hit call (calibrated on each source's own controls) agrees between
-             real and predicted features, averaged over the stain's assay features.
-- composite = weighted mean of the available levels (weights default to 1).
+             real and predicted features, averaged over the stain's assay features; a well the prediction cannot
+             call (no objects) disagrees.
+- composite = weighted mean of the available levels: without weights every level counts 1; with weights, a
+             level that has none counts 0.
 """
 
 from __future__ import annotations
@@ -18,10 +25,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vsearch.evaluate.features import COUNT_FEATURE, StainRoles
+
 LEVELS = ("pixel", "instance", "feature", "assay")
 
 
 def pixel_score(ssim: np.ndarray, pearson_r: np.ndarray) -> np.ndarray:
+    """NaN where SSIM is (a flat real field); a NaN Pearson r (a constant prediction) counts 0."""
+    ssim = np.asarray(ssim, np.float64)
     return (np.clip(ssim, 0, 1) + np.clip(np.nan_to_num(pearson_r, nan=0.0), 0, 1)) / 2
 
 
@@ -29,15 +40,19 @@ def instance_score(f1_mean: np.ndarray) -> np.ndarray:
     return np.asarray(f1_mean, np.float64)
 
 
-def feature_score(nmae: np.ndarray, coverage: np.ndarray) -> float:
-    """exp(−mean normalised MAE) times the mean coverage: features the prediction could not measure (it found
-    no objects) count against it instead of dropping out."""
-    values, covered = np.asarray(nmae, np.float64), np.asarray(coverage, np.float64)
-    covered = covered[np.isfinite(covered)]
-    if not len(covered):
-        return float("nan")
+def feature_agreement(error: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """Per feature, coverage × exp(−error) in [0, 1]: features the prediction could not measure (it found no
+    objects) count 0 instead of dropping out; NaN where the real wells have no value to compare."""
+    error, coverage = np.asarray(error, np.float64), np.asarray(coverage, np.float64)
+    score = np.where(coverage > 0, coverage * np.exp(-np.nan_to_num(error, nan=np.inf)), 0.0)
+    return np.where(np.isfinite(coverage), score, np.nan)
+
+
+def feature_score(error: np.ndarray, coverage: np.ndarray) -> float:
+    """The mean of ``feature_agreement`` over the features that have real values."""
+    values = feature_agreement(error, coverage)
     values = values[np.isfinite(values)]
-    return float(np.exp(-values.mean()) * covered.mean()) if len(values) else 0.0
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def assay_score(call_agreement: np.ndarray) -> float:
@@ -47,9 +62,10 @@ def assay_score(call_agreement: np.ndarray) -> float:
 
 
 def composite(scores: dict[str, float], weights: dict[str, float] | None = None) -> float:
-    """Weighted mean of the finite level scores."""
-    weights = weights or {}
-    pairs = [(v, weights.get(k, 1.0)) for k, v in scores.items() if k in LEVELS and np.isfinite(v)]
+    """Weighted mean of the finite level scores; without ``weights`` each level counts 1, with them a level that
+    has no weight counts 0."""
+    weights = dict.fromkeys(LEVELS, 1.0) if weights is None else weights
+    pairs = [(v, weights.get(k, 0.0)) for k, v in scores.items() if k in LEVELS and np.isfinite(v)]
     total = sum(w for _, w in pairs)
     return float(sum(v * w for v, w in pairs) / total) if total > 0 else float("nan")
 
@@ -62,7 +78,7 @@ def stain_of_feature(feature: str, stains: list[str], object_stains: dict[str, s
         for stain in sorted(stains, key=len, reverse=True):
             if parts[1].startswith(f"{stain}_"):
                 return stain
-    if feature == "Count_Nuclei":
+    if feature == COUNT_FEATURE:
         return object_stains.get("Nuclei")
     return object_stains.get(parts[0])
 
@@ -73,13 +89,17 @@ def summarise(
     feature_comparison: pd.DataFrame,
     assay: pd.DataFrame,
     stains: list[str],
-    object_stains: dict[str, str],
+    roles: StainRoles,
     weights: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """One row per (cell_type, phenotype) in ``conditions`` and stain: the four level scores and their composite.
+    """One row per (cell_type, phenotype) in ``conditions`` and stain: its ``role`` (None: a stain with no role is
+    scored at the pixel level only), the four level scores, their composite, and ``flat_fields``, the fields whose
+    real stain is flat and so not scored at the pixel level.
 
     ``metrics`` is the long per-field table (``level``, ``metric``, ``value``), ``feature_comparison`` has
-    per-condition ``nmae`` per feature, ``assay`` has per-cell-type ``call_agreement`` per feature."""
+    per-condition ``error`` and ``coverage`` per feature, ``assay`` has per-cell-type ``call_agreement`` per
+    feature."""
+    object_stains = {"Nuclei": roles.nuclei, "Cells": roles.cytoplasm}
     rows = []
     for cell_type, phenotype in conditions:
         block = metrics[(metrics.cell_type == cell_type) & (metrics.phenotype == phenotype)]
@@ -89,15 +109,15 @@ def summarise(
         agreements = assay[assay.cell_type == cell_type]
         for stain in stains:
             scored = block[(block.stain == stain) & block.level.isin(["pixel", "instance"])]
-            wide = scored.pivot_table(index="field_id", columns="metric", values="value")
+            wide = scored.pivot_table(index="field_id", columns="metric", values="value", dropna=False)
             own_features = features.loc[[stain_of_feature(f, stains, object_stains) == stain for f in features.feature]]
             own_assay = agreements.loc[
                 [stain_of_feature(f, stains, object_stains) == stain for f in agreements.feature]
             ]
             scores = {
-                "pixel": float(np.mean(pixel_score(wide["ssim"], wide["pearson_r"]))) if "ssim" in wide else np.nan,
-                "instance": float(np.mean(instance_score(wide["f1_mean"]))) if "f1_mean" in wide else np.nan,
-                "feature": feature_score(own_features["nmae"], own_features["coverage"]),
+                "pixel": _mean(pixel_score(wide["ssim"], wide["pearson_r"])) if "ssim" in wide else np.nan,
+                "instance": _mean(instance_score(wide["f1_mean"])) if "f1_mean" in wide else np.nan,
+                "feature": feature_score(own_features["error"], own_features["coverage"]),
                 "assay": assay_score(own_assay["call_agreement"]),
             }
             rows.append(
@@ -105,8 +125,17 @@ def summarise(
                     "cell_type": cell_type,
                     "phenotype": phenotype,
                     "stain": stain,
+                    "role": roles.of(stain),
                     **scores,
                     "composite": composite(scores, weights),
+                    "flat_fields": int(wide["flat"].sum()) if "flat" in wide else 0,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _mean(values: np.ndarray) -> float:
+    """Mean of the finite values; NaN when there are none (every field flat)."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else float("nan")

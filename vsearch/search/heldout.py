@@ -8,7 +8,6 @@ import pandas as pd
 
 from vsearch.data.dataset import Dataset
 from vsearch.data.manifest import conditions_of
-from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig, evaluate_field
 from vsearch.evaluate.runner import EvaluationResult, assemble
 from vsearch.evaluate.score import LEVELS, composite
@@ -35,15 +34,15 @@ def score_held_out(
     checkpoint: str,
     dataset: Dataset,
     field_ids: list[str],
-    stains: list[str],
+    config: EvaluationConfig,
     weights: dict[str, float],
     device: str = "cpu",
 ) -> tuple[dict[str, float], EvaluationResult]:
-    """(scores, evaluation tables): ``objective`` (weighted composite, mean over held-out condition × stain),
-    the mean of each level, and ``<cell_type>/<phenotype>/<stain>/<level>`` for each summary cell."""
+    """(scores, evaluation tables): ``objective`` (the composite of the level means with ``weights``; a level
+    without a weight counts 0), the mean of each level over held-out condition × stain, and
+    ``<cell_type>/<phenotype>/<stain>/<level>`` for each summary cell."""
     with local_checkpoint(checkpoint) as folder:
         model, meta = load_model(folder, device)
-    config = EvaluationConfig(stains=tuple(stains), roles=StainRoles.for_stains(stains))
     truth = {f.field_id: f for f in dataset.iter_fields(field_ids)}
     results = [
         evaluate_field(truth[pred.field_id], pred, config)

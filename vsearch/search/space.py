@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from vsearch.config import DataConfig, ModelConfig, OptimConfig, Strict, TrainConfig
-from vsearch.data.manifest import condition_of
+from vsearch.data.manifest import Role, condition_of
 
 SAMPLED = "sampled"
 NON_TOXIC = "non_toxic"
@@ -140,10 +140,18 @@ class Objective(Strict):
     )
     eval_fields_per_condition: int = Field(8, ge=1)  # held-out fields scored per condition
 
+    @field_validator("weights")
+    @classmethod
+    def _some_weight(cls, weights: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
+            raise ValueError("weights must be non-negative with at least one above 0 (levels not named count 0)")
+        return weights
+
 
 class SearchSpace(Strict):
     dataset: str
     stains: list[str] = Field(default_factory=lambda: ["nuclei", "cytoplasm", "dna_damage"], min_length=1)
+    roles: dict[Role, str | None] | None = None  # over the dataset's stain roles; null: no stain has the role
     held_out: HeldOut
     composition: CompositionSpace = Field(default_factory=CompositionSpace)
     model: ModelSpace = Field(default_factory=ModelSpace)

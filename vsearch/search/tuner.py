@@ -20,6 +20,8 @@ from vsearch.cluster import connect
 from vsearch.data import storage
 from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
+from vsearch.evaluate.features import StainRoles
+from vsearch.evaluate.field import EvaluationConfig
 from vsearch.search.heldout import held_out_fields, score_held_out
 from vsearch.search.results import RUNS_FOLDER, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace
@@ -39,22 +41,26 @@ class SearchPlan:
     eval_field_ids: list[str]
     results: str
     study_storage: str
+    roles: StainRoles
 
 
 def plan_search(space: SearchSpace, results: str | None = None) -> SearchPlan:
-    """Every check that needs no Ray: the dataset, conditions, held-out fields; refuses overlaps."""
+    """Every check that needs no Ray: the dataset, stains and their roles, conditions, held-out fields; refuses
+    overlaps."""
     space = space.model_copy(update={"dataset": storage.absolute(space.dataset)})
     dataset = open_dataset(space.dataset)
     missing = [s for s in space.stains if s not in dataset.info.stains]
     if missing:
         raise ValueError(f"stains: {missing[0]!r} is not a stain of {space.dataset} ({dataset.info.stains})")
+    roles = StainRoles.resolve(dataset.info.stain_roles(), space.stains, space.roles)
     conditions = sorted(set(conditions_of(dataset.manifest)))
     resolved = ResolvedSpace(space, conditions)
     eval_ids = held_out_fields(
         dataset.manifest, resolved.held_out, space.objective.eval_fields_per_condition, space.seed
     )
     results = storage.absolute(results or space.results)
-    return SearchPlan(space, resolved, eval_ids, results, space.storage or default_study_storage(results))
+    study_storage = space.storage or default_study_storage(results)
+    return SearchPlan(space, resolved, eval_ids, results, study_storage, roles)
 
 
 def default_study_storage(results: str) -> str:
@@ -84,7 +90,12 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
     checkpoint = _checkpoint_uri(plan.results, result.checkpoint.path)
     device = "cuda" if plan.space.trial.gpus_per_worker > 0 else "cpu"
     scores, _ = score_held_out(
-        checkpoint, training.dataset, plan.eval_field_ids, plan.space.stains, plan.space.objective.weights, device
+        checkpoint,
+        training.dataset,
+        plan.eval_field_ids,
+        EvaluationConfig(stains=tuple(plan.space.stains), roles=plan.roles),
+        plan.space.objective.weights,
+        device,
     )
     wall = time.perf_counter() - started
     reserved_cpus = plan.space.trial.workers * plan.space.trial.cpus_per_worker + 1
@@ -255,6 +266,7 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
             "composition_preset": sampled.get("composition_preset", ""),
             "composition": json.dumps(sampled.get("composition", {}), sort_keys=True),
             "composite": metrics.get("objective", float("nan")),
+            "objective_weights": json.dumps(plan.space.objective.weights, sort_keys=True),
             "val_score": metrics.get("val_score", float("nan")),
             "resumed_at_epoch": int(metrics.get("start_epoch", 0)),
             "node_id": metrics.get("node_id", ""),

@@ -16,7 +16,7 @@ from torch import nn
 from vsearch.data import storage
 from vsearch.data.dataset import DatasetWriter, open_dataset
 from vsearch.data.fields import FieldImages
-from vsearch.data.manifest import DatasetInfo
+from vsearch.data.manifest import DatasetInfo, merge_roles
 from vsearch.data.normalise import normalise_inputs
 from vsearch.train.checkpoint import load_model
 
@@ -81,6 +81,7 @@ def predict(
         bf_planes=source.info.bf_planes,
         pixel_size_um=source.info.pixel_size_um,
         source=f"vsearch predict {checkpoint} --data {data}",
+        roles=merge_roles(source.info.stain_roles(), meta["stains"]),
     )
     manifest = source.manifest.set_index("field_id")
     ids = list(manifest.index) if field_ids is None else field_ids
