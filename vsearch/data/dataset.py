@@ -68,11 +68,15 @@ class DatasetWriter:
         self._schema = shard_schema(info.stains, info.labels)
         self._shard_bytes = shard_bytes
         self._row_group_bytes = row_group_bytes
-        self._rows: list[dict[str, object]] = []
+        self._rows: list[dict[str, object]] = []  # encoded fields not yet in a row group
         self._buffered_bytes = 0
         self._meta: list[dict[str, object]] = []
-        self._written: list[str] = []
+        self._written: list[str] = []  # shards started, the open one last
         self._field_ids: set[str] = set()
+        self._shard: tuple[object, pq.ParquetWriter] | None = None  # the open shard's file and writer
+        self._shard_index = 0
+        self._shard_rows = 0
+        self._shard_bytes_written = 0
 
     def add(self, meta: dict[str, object], images: FieldImages) -> None:
         """Add one field: ``meta`` holds the manifest columns other than shape, stains, shard and row."""
@@ -89,19 +93,22 @@ class DatasetWriter:
                 "width": width,
                 "bf_planes": self.info.bf_planes,
                 "stains": list(self.info.stains),
-                "shard": self._shard_name(len(self._written)),
-                "row": len(self._rows),
+                "shard": self._shard_name(self._shard_index),
+                "row": self._shard_rows,
             }
         )
         self._rows.append(encode(images, self.info.stains, self.info.labels))
         self._buffered_bytes += images.nbytes
-        if self._buffered_bytes >= self._shard_bytes:
-            self._flush()
+        self._shard_rows += 1
+        if self._buffered_bytes >= self._row_group_bytes:
+            self._write_row_group()
+        if self._shard_bytes_written + self._buffered_bytes >= self._shard_bytes:
+            self._close_shard()
 
     def commit(self) -> pd.DataFrame:
         if not self._meta:
             raise ValueError(f"no fields to write to {self.uri}")
-        self._flush()
+        self._close_shard()
         manifest = pd.DataFrame(self._meta)[MANIFEST_COLUMNS]
         table = manifest_table(manifest)
         previous = self._previous_shards()
@@ -114,6 +121,11 @@ class DatasetWriter:
         return manifest
 
     def abort(self) -> None:
+        if self._shard is not None:
+            file, writer = self._shard
+            self._shard = None
+            writer.close()
+            file.close()
         for shard in self._written:
             path = f"{self.root}/{shard}"
             if self.fs.exists(path):
@@ -132,23 +144,38 @@ class DatasetWriter:
     def _shard_name(self, index: int) -> str:
         return f"{SHARDS_DIR}/part-{self._token}-{index:05d}.parquet"
 
-    def _flush(self) -> None:
+    def _write_row_group(self) -> None:
+        """The buffered fields as one row group of the open shard (opened here if none is): the writer holds at
+        most a row group's worth of fields, however big the shard."""
         if not self._rows:
             return
-        name = self._shard_name(len(self._written))
-        table = pa.Table.from_pylist(self._rows, schema=self._schema)
-        per_row = max(1, self._buffered_bytes // len(self._rows))
-        self._written.append(name)
-        with self.fs.open(f"{self.root}/{name}", "wb") as f:
-            pq.write_table(
-                table,
-                f,
-                row_group_size=max(1, self._row_group_bytes // per_row),
+        if self._shard is None:
+            name = self._shard_name(self._shard_index)
+            self._written.append(name)
+            file = self.fs.open(f"{self.root}/{name}", "wb")
+            writer = pq.ParquetWriter(
+                file,
+                self._schema,
                 compression=COMPRESSION,
                 use_dictionary=["field_id"],
                 write_statistics=["field_id"],
             )
+            self._shard = (file, writer)
+        table = pa.Table.from_pylist(self._rows, schema=self._schema)
+        self._shard[1].write_table(table, row_group_size=len(self._rows))
+        self._shard_bytes_written += self._buffered_bytes
         self._rows, self._buffered_bytes = [], 0
+
+    def _close_shard(self) -> None:
+        self._write_row_group()
+        if self._shard is None:
+            return
+        file, writer = self._shard
+        self._shard = None
+        writer.close()
+        file.close()
+        self._shard_index += 1
+        self._shard_rows = self._shard_bytes_written = 0
 
     def _previous_shards(self) -> set[str]:
         if not self.fs.exists(self._manifest_path):
