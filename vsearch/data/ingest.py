@@ -1,17 +1,20 @@
 """Ingest real images described by a layout CSV into a dataset.
 
 The layout has one row per (field, channel):
-``plate,well,site,cell_type,phenotype[,treatment,concentration,is_control],channel,path[,page]``.
-``channel`` is ``bf`` (a single plane, or every page of a multi-page TIFF), ``bf:<z>``, ``label:<name>`` or a
-stain name; ``path`` is relative to the CSV's folder unless absolute or a URI; ``page`` picks a TIFF page.
+``plate,well,site,cell_type,phenotype[,treatment,concentration,is_control],channel,path[,page,c,z,t,axes]``.
+``channel`` is ``bf`` (one plane, or every z-plane of the file), ``bf:<z>``, ``label:<name>`` or a stain name;
+``path`` is relative to the CSV's folder unless absolute or a URI. ``page`` picks a TIFF page; ``c``, ``z``, ``t``
+pick a plane along those axes of the file's array (or of the page's), whose axes come from OME / ImageJ metadata
+or from ``axes`` (e.g. ``CYX``). A field whose bright-field copies one of its stains is refused.
 The whole layout is checked before any pixel is read, and any error aborts the write: no manifest is published.
 """
 
 from __future__ import annotations
 
-import io
+import itertools
+import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -21,17 +24,48 @@ import pandas as pd
 from vsearch.data import storage
 from vsearch.data.dataset import DatasetWriter
 from vsearch.data.fields import FieldImages
-from vsearch.data.manifest import CONTROL_KINDS, DEFAULT_ROLES, DatasetInfo, merge_roles, split_group
+from vsearch.data.leak import leaked_planes
+from vsearch.data.manifest import CONTROL_KINDS, DEFAULT_ROLES, DatasetInfo, Role, merge_roles, split_group
+from vsearch.data.planes import (
+    SELECTABLE,
+    DecodedImage,
+    PlaneError,
+    bright_field_uint16,
+    decode_other,
+    decode_tiff,
+    select_planes,
+)
 
 REQUIRED = ["plate", "well", "site", "cell_type", "phenotype", "channel", "path"]
-OPTIONAL = {"treatment": "", "concentration": "", "is_control": "none", "page": ""}
+OPTIONAL = {
+    "treatment": "",
+    "concentration": "",
+    "is_control": "none",
+    "page": "",
+    "c": "",
+    "z": "",
+    "t": "",
+    "axes": "",
+}
+INDEX_COLUMNS = ("page", *SELECTABLE)
 FIELD_KEY = ["plate", "well", "site"]
 FIELD_META = ["cell_type", "phenotype", "treatment", "concentration", "is_control"]
 BF_PLANE = re.compile(r"^bf:(\d+)$")
+PIXEL_SIZE_TOLERANCE = 0.01
 
 
 class LayoutError(ValueError):
     """A layout row or the file it names cannot be ingested."""
+
+
+@dataclass(frozen=True)
+class LoadedField:
+    """One field's pixels and manifest columns, how errors name it, and the pixel size its metadata gives."""
+
+    meta: dict[str, object]
+    images: FieldImages
+    where: str
+    pixel_size_um: float | None
 
 
 @dataclass(frozen=True)
@@ -49,18 +83,26 @@ def _where(row: pd.Series) -> str:
     return f"row {row['line']} ({row['path']})"
 
 
-def read_layout(layout_uri: str) -> pd.DataFrame:
-    fs, path = storage.filesystem(layout_uri)
-    with fs.open(path, "r") as f:
-        layout = pd.read_csv(f, dtype=str, keep_default_na=False)
-    layout.columns = [c.strip() for c in layout.columns]
-    missing = [c for c in REQUIRED if c not in layout.columns]
+def read_text_table(uri: str, required: list[str], optional: Mapping[str, str]) -> pd.DataFrame:
+    """A CSV of strings, stripped, with the ``optional`` columns filled in; a missing required column is refused."""
+    fs, path = storage.filesystem(uri)
+    try:
+        with fs.open(path, "r") as f:
+            table = pd.read_csv(f, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise LayoutError(f"cannot open {uri}") from None
+    table.columns = [c.strip() for c in table.columns]
+    missing = [c for c in required if c not in table.columns]
     if missing:
-        raise LayoutError(f"{layout_uri}: missing column(s) {', '.join(missing)}; need {', '.join(REQUIRED)}")
-    for column, default in OPTIONAL.items():
-        if column not in layout.columns:
-            layout[column] = default
-    layout = layout.apply(lambda col: col.str.strip())
+        raise LayoutError(f"{uri}: missing column(s) {', '.join(missing)}; need {', '.join(required)}")
+    for column, default in optional.items():
+        if column not in table.columns:
+            table[column] = default
+    return table.apply(lambda col: col.str.strip())
+
+
+def read_layout(layout_uri: str) -> pd.DataFrame:
+    layout = read_text_table(layout_uri, REQUIRED, OPTIONAL)
     layout["line"] = np.arange(len(layout)) + 2  # the header is line 1
     if layout.empty:
         raise LayoutError(f"{layout_uri}: the layout has no rows")
@@ -78,8 +120,9 @@ def plan_fields(layout: pd.DataFrame, stains: list[str] | None = None) -> tuple[
             raise LayoutError(f"{_where(row)}: site {row['site']!r} is not a non-negative integer")
         if row["is_control"] not in CONTROL_KINDS:
             raise LayoutError(f"{_where(row)}: is_control {row['is_control']!r} is not one of {CONTROL_KINDS}")
-        if row["page"] and not row["page"].isdigit():
-            raise LayoutError(f"{_where(row)}: page {row['page']!r} is not a non-negative integer")
+        for column in INDEX_COLUMNS:
+            if row[column] and not row[column].isdigit():
+                raise LayoutError(f"{_where(row)}: {column} {row[column]!r} is not a non-negative integer")
         if row["concentration"]:
             try:
                 float(row["concentration"])
@@ -145,44 +188,68 @@ def plan_fields(layout: pd.DataFrame, stains: list[str] | None = None) -> tuple[
     return fields, stain_names, label_names
 
 
-def read_image(row: pd.Series, base: str) -> np.ndarray:
-    """The image a layout row names: 2-D uint8/uint16 grey, or a stack of such pages for a plain 'bf' row."""
-    uri = row["path"]
-    if "://" not in uri and not uri.startswith("/"):
-        uri = storage.join(base, uri) if "://" in base else str(PurePosixPath(base) / uri)
-    fs, path = storage.filesystem(uri)
-    try:
-        with fs.open(path, "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, IsADirectoryError) as error:
-        raise LayoutError(f"{_where(row)}: cannot open {uri}: {error.__class__.__name__}") from None
-    suffix = PurePosixPath(path).suffix.lower()
-    try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
+class FieldFiles:
+    """The files one field's rows name, each read once and each (file, page) decoded once."""
 
-            with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                if row["page"]:
-                    page = int(row["page"])
-                    if page >= len(tif.pages):
-                        raise LayoutError(f"{_where(row)}: page {page} is past the file's {len(tif.pages)} pages")
-                    image = tif.pages[page].asarray()
-                else:
-                    image = tif.asarray()
-        else:
-            import imageio.v3 as iio
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._bytes: dict[str, bytes] = {}
+        self._decoded: dict[tuple[str, int | None], DecodedImage] = {}
 
-            image = iio.imread(data, extension=suffix or None)
-    except LayoutError:
-        raise
-    except Exception as error:
-        raise LayoutError(f"{_where(row)}: unreadable image ({error.__class__.__name__}: {error})") from None
-    grey_stack = row["channel"] == "bf" and image.ndim == 3 and image.shape[-1] not in (3, 4)
-    if image.ndim == 3 and not grey_stack:
-        raise LayoutError(f"{_where(row)}: image has shape {image.shape}; expected one grey plane (RGB is refused)")
-    if image.ndim not in (2, 3):
-        raise LayoutError(f"{_where(row)}: image has shape {image.shape}; expected one grey plane")
-    is_label = row["channel"].startswith("label:")
+    def uri(self, row: pd.Series) -> str:
+        uri = row["path"]
+        if "://" in uri or uri.startswith("/"):
+            return uri
+        return storage.join(self.base, uri) if "://" in self.base else str(PurePosixPath(self.base) / uri)
+
+    def decoded(self, row: pd.Series) -> DecodedImage:
+        uri = self.uri(row)
+        page = int(row["page"]) if row["page"] else None
+        if (uri, page) not in self._decoded:
+            self._decoded[uri, page] = self._decode(row, uri, page)
+        return self._decoded[uri, page]
+
+    def _decode(self, row: pd.Series, uri: str, page: int | None) -> DecodedImage:
+        if uri not in self._bytes:
+            fs, path = storage.filesystem(uri)
+            try:
+                with fs.open(path, "rb") as f:
+                    self._bytes[uri] = f.read()
+            except (FileNotFoundError, IsADirectoryError) as error:
+                raise LayoutError(f"{_where(row)}: cannot open {uri}: {error.__class__.__name__}") from None
+        suffix = PurePosixPath(uri).suffix.lower()
+        try:
+            if suffix in (".tif", ".tiff"):
+                return decode_tiff(self._bytes[uri], page)
+            if page is not None:
+                raise PlaneError(f"page {page} is given but {suffix or 'the file'} images have one page")
+            return decode_other(self._bytes[uri], suffix)
+        except PlaneError as error:
+            raise LayoutError(f"{_where(row)}: {error}") from None
+        except Exception as error:
+            raise LayoutError(f"{_where(row)}: unreadable image ({error.__class__.__name__}: {error})") from None
+
+
+def read_planes(row: pd.Series, files: FieldFiles) -> np.ndarray:
+    """The pixels a layout row names: ``[Z,H,W]`` uint16 for a bright-field row, else one ``[H,W]`` plane.
+
+    A plain ``bf`` row without a page keeps every z-plane (the Z axis, or the pages of a plain multi-page TIFF);
+    any other row must select exactly one plane."""
+    channel = row["channel"]
+    is_bf, is_label = channel.startswith("bf"), channel.startswith("label:")
+    selection = {key: int(row[key]) for key in SELECTABLE if row[key]}
+    try:
+        planes = select_planes(
+            files.decoded(row),
+            selection,
+            keep_z=channel == "bf" and not row["page"],
+            stated_axes=row["axes"] or None,
+        )
+        if is_bf:
+            return bright_field_uint16(planes)
+    except PlaneError as error:
+        raise LayoutError(f"{_where(row)}: {error}") from None
+    image = planes[0]
     allowed = ("u1", "u2", "i4", "u4") if is_label else ("u1", "u2")
     if f"{image.dtype.kind}{image.dtype.itemsize}" not in allowed:
         kind = "integer labels" if is_label else "uint8/uint16 grey"
@@ -190,19 +257,49 @@ def read_image(row: pd.Series, base: str) -> np.ndarray:
     return image
 
 
-def load_field(plan: FieldPlan, base: str) -> FieldImages:
-    """All channels of one field, checked for equal size."""
-    planes = [read_image(row, base) for _, row in plan.bf]
-    bf = planes[0] if planes[0].ndim == 3 else np.stack(planes)
+def load_field(plan: FieldPlan, base: str) -> LoadedField:
+    """All channels of one field, checked for equal size and for bright-field planes that copy a stain."""
+    files = FieldFiles(base)
+    planes = [read_planes(row, files) for _, row in plan.bf]
+    bf = planes[0] if len(planes) == 1 else np.concatenate(planes)
     shape = bf.shape[1:]
     stains, labels = {}, {}
     for target, rows in ((stains, plan.stains), (labels, plan.labels)):
         for name, row in rows.items():
-            image = read_image(row, base)
+            image = read_planes(row, files)
             if image.shape != shape:
                 raise LayoutError(f"{_where(row)}: size {image.shape} differs from the field's bright-field {shape}")
-            target[name] = image.astype(np.int32) if target is labels else image
-    return FieldImages(f"{plan.plate}-{plan.well}-s{plan.site}", bf.astype(np.uint16), stains, labels)
+            target[name] = image.astype(np.int32) if target is labels else image.astype(np.uint16, copy=False)
+    refuse_leaks(
+        f"field {plan.plate}/{plan.well}/site {plan.site}",
+        bf,
+        stains,
+        lambda z: f" ({_where(plan.bf[min(z, len(plan.bf) - 1)][1])})",
+        lambda stain: f" ({_where(plan.stains[stain])})",
+        "Check the rows' channel, page, c and z columns",
+    )
+    images = FieldImages(f"{plan.plate}-{plan.well}-s{plan.site}", bf, stains, labels)
+    meta = {**plan.meta, "plate": plan.plate, "well": plan.well, "site": plan.site}
+    return LoadedField(meta, images, _where(plan.bf[0][1]), files.decoded(plan.bf[0][1]).pixel_size_um)
+
+
+def refuse_leaks(
+    field: str,
+    bf: np.ndarray,
+    stains: Mapping[str, np.ndarray],
+    plane_source: Callable[[int], str],
+    stain_source: Callable[[str], str],
+    advice: str,
+) -> None:
+    """Refuse a field whose bright-field plane copies one of its stains (``leak.leaked_planes``), naming both."""
+    leaks = leaked_planes(bf, stains)
+    if leaks:
+        z, stain, r = leaks[0]
+        how = "equals" if r == 1.0 else f"correlates (r = {r:.3f}) with"
+        raise LayoutError(
+            f"{field}: bright-field plane {z}{plane_source(z)} {how} stain {stain!r}{stain_source(stain)}: the model "
+            f"would be given its target. {advice}"
+        )
 
 
 def tiles_of(images: FieldImages, tile: int | None) -> list[tuple[int, int, int, FieldImages]]:
@@ -247,49 +344,94 @@ def ingest(
 
     ``roles`` (role → stain, None for none) go to ``dataset.json``; by default the synthetic screen's stain names
     (``manifest.DEFAULT_ROLES``) that are among the stains. A role naming a stain the layout lacks is refused
-    before any image is read."""
-    if tile is not None and tile < 1:
-        raise LayoutError(f"--tile must be a positive number of pixels, got {tile}")
+    before any image is read. ``pixel_size_um`` defaults to the one the first field's bright-field metadata gives
+    (OME or ImageJ)."""
+    check_tile(tile)
     layout = read_layout(layout_uri)
-    fields, stain_names, label_names = plan_fields(layout, stains)
+    plans, stain_names, label_names = plan_fields(layout, stains)
     dataset_roles = merge_roles(DEFAULT_ROLES, stain_names, roles)
     base = layout_uri.rsplit("/", 1)[0] if "/" in layout_uri else "."
-    first = load_field(fields[0], base)
-    info = DatasetInfo(
+    fields = (load_field(plan, base) for plan in plans)
+    return write_dataset(
+        out,
+        fields,
+        len(plans),
         name=name or PurePosixPath(layout_uri).stem,
         stains=stain_names,
         labels=label_names,
-        bf_planes=first.bf.shape[0],
-        pixel_size_um=pixel_size_um,
-        source=f"vsearch ingest {layout_uri}",
         roles=dataset_roles,
+        source=f"vsearch ingest {layout_uri}",
+        tile=tile,
+        pixel_size_um=pixel_size_um,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def check_tile(tile: int | None) -> None:
+    if tile is not None and tile < 1:
+        raise LayoutError(f"--tile must be a positive number of pixels, got {tile}")
+
+
+def write_dataset(
+    out: str,
+    fields: Iterator[LoadedField],
+    count: int,
+    *,
+    name: str,
+    stains: list[str],
+    labels: list[str],
+    roles: dict[Role, str],
+    source: str,
+    tile: int | None,
+    pixel_size_um: float | None,
+    overwrite: bool,
+    progress: Callable[[int, int], None] | None,
+) -> DatasetInfo:
+    """Write ``count`` loaded fields (cut into tiles) as a dataset, holding one field at a time; the first field
+    sets the number of bright-field planes and, unless given, the pixel size. Any error publishes nothing."""
+    first = next(fields)
+    info = DatasetInfo(
+        name=name,
+        stains=stains,
+        labels=labels,
+        bf_planes=first.images.bf.shape[0],
+        pixel_size_um=pixel_size_um or first.pixel_size_um,
+        source=source,
+        roles=roles,
     )
     with DatasetWriter(out, info, overwrite=overwrite) as writer:
-        for done, plan in enumerate(fields, start=1):
-            images = first if done == 1 else load_field(plan, base)
-            if images.bf.shape[0] != info.bf_planes:
-                planes = images.bf.shape[0]
-                raise LayoutError(
-                    f"{_where(plan.bf[0][1])}: {planes} bright-field planes, earlier fields {info.bf_planes}"
-                )
-            crops = tiles_of(images, tile)
+        for done, field in enumerate(itertools.chain([first], fields), start=1):
+            _check_like_first(field, first)
+            crops = tiles_of(field.images, tile)
             if not crops:
+                height, width = field.images.bf.shape[1:]
+                condition = f"{field.meta['cell_type']}/{field.meta['phenotype']}"
                 raise LayoutError(
-                    f"{_where(plan.bf[0][1])}: field is {images.bf.shape[1]}×{images.bf.shape[2]}, smaller than "
-                    f"--tile {tile}, so condition {plan.meta['cell_type']}/{plan.meta['phenotype']} would get no fields"
+                    f"{field.where}: field is {height}×{width}, smaller than --tile {tile}, so condition "
+                    f"{condition} would get no fields"
                 )
             for index, y, x, crop in crops:
                 meta = {
-                    **plan.meta,
-                    "plate": plan.plate,
-                    "well": plan.well,
-                    "site": plan.site,
+                    **field.meta,
                     "tile": index,
                     "origin_y": y,
                     "origin_x": x,
-                    "split_group": split_group(plan.plate, plan.well),
+                    "split_group": split_group(field.meta["plate"], field.meta["well"]),
                 }
                 writer.add(meta, crop)
             if progress:
-                progress(done, len(fields))
+                progress(done, count)
     return info
+
+
+def _check_like_first(field: LoadedField, first: LoadedField) -> None:
+    planes, first_planes = field.images.bf.shape[0], first.images.bf.shape[0]
+    if planes != first_planes:
+        raise LayoutError(f"{field.where}: {planes} bright-field planes, earlier fields {first_planes}")
+    size, first_size = field.pixel_size_um, first.pixel_size_um
+    if size and first_size and not math.isclose(size, first_size, rel_tol=PIXEL_SIZE_TOLERANCE):
+        raise LayoutError(
+            f"{field.where}: pixel size {size:.4g} µm differs from the first field's {first_size:.4g} µm "
+            f"({first.where}); a dataset holds one magnification"
+        )
