@@ -75,8 +75,22 @@ def synth(
 
 @data_app.command("ingest")
 def ingest(
-    layout: Annotated[str, typer.Argument(help="Layout CSV: one row per (field, channel).")],
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="A layout CSV (one row per field and channel), or one or more OME-Zarr HCS plates."),
+    ],
     out: Annotated[str, typer.Option(help="Folder or s3:// prefix to write the dataset to.")],
+    conditions: Annotated[
+        str | None,
+        typer.Option(help="Plates: CSV giving each well its cell_type, phenotype[, treatment, concentration, ...]."),
+    ] = None,
+    channels: Annotated[
+        str | None,
+        typer.Option(help="Plates: OME channel name → bf or stain, e.g. Phase3D=bf,DAPI=nuclei,GFP=cytoplasm."),
+    ] = None,
+    stain_z: Annotated[
+        int | None, typer.Option(help="Plates: the z-plane of the stains, when they have several.")
+    ] = None,
     tile: Annotated[int | None, typer.Option(help="Cut each field into N x N fields.")] = None,
     stains: Annotated[str | None, typer.Option(help="Comma-separated stain channels; others are refused.")] = None,
     roles: Annotated[
@@ -86,31 +100,66 @@ def ingest(
             "screen's names nuclei, cytoplasm, dna_damage where present)."
         ),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Dataset name (default: the layout's file name).")] = None,
-    pixel_size_um: Annotated[float | None, typer.Option(help="Pixel size in micrometres.")] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the layout's or plate's name).")] = None,
+    pixel_size_um: Annotated[
+        float | None, typer.Option(help="Pixel size in micrometres (default: from the OME / ImageJ metadata).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset already at --out.")] = False,
 ) -> None:
-    """Ingest PNG / TIFF / multi-page TIFF images named by a layout CSV."""
+    """Ingest PNG / TIFF / OME-TIFF images named by a layout CSV, or OME-Zarr HCS plates."""
     from vsearch.data.ingest import ingest as ingest_layout
     from vsearch.data.manifest import parse_roles
+    from vsearch.data.plate import ingest_plates, parse_channels
 
+    is_plate = conditions is not None or channels is not None or any(_is_zarr(s) for s in sources)
+    skipped: list[str] = []
     try:
+        parsed_roles = parse_roles(roles) if roles else None
         with _progress("ingesting fields") as progress:
-            info = ingest_layout(
-                layout,
-                out,
-                tile=tile,
-                stains=list(_csv(stains)) if stains else None,
-                roles=parse_roles(roles) if roles else None,
-                name=name,
-                pixel_size_um=pixel_size_um,
-                overwrite=overwrite,
-                progress=progress,
-            )
+            if is_plate:
+                if conditions is None or channels is None:
+                    raise ValueError("plates need --conditions (CSV of wells) and --channels (e.g. Phase3D=bf,...)")
+                if stains:
+                    raise ValueError("--stains is for layouts; a plate's stains are the targets --channels names")
+                result = ingest_plates(
+                    sources,
+                    conditions,
+                    out,
+                    channels=parse_channels(channels),
+                    stain_z=stain_z,
+                    tile=tile,
+                    roles=parsed_roles,
+                    name=name,
+                    pixel_size_um=pixel_size_um,
+                    overwrite=overwrite,
+                    progress=progress,
+                )
+                info, skipped = result.info, result.skipped_wells
+            else:
+                if len(sources) != 1:
+                    raise ValueError(f"give one layout CSV, got {len(sources)}: {' '.join(sources)}")
+                info = ingest_layout(
+                    sources[0],
+                    out,
+                    tile=tile,
+                    stains=list(_csv(stains)) if stains else None,
+                    roles=parsed_roles,
+                    name=name,
+                    pixel_size_um=pixel_size_um,
+                    overwrite=overwrite,
+                    progress=progress,
+                )
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         _fail(error)
     shown = _stains_with_roles(info.stains, info.stain_roles())
-    console.print(f"wrote dataset [bold]{info.name}[/bold] ({shown}) to [bold]{out}[/bold]")
+    if skipped:
+        console.print(f"left out {len(skipped)} well(s) the conditions do not list: {', '.join(skipped[:8])}")
+    size = f", {info.pixel_size_um:.4g} µm pixels" if info.pixel_size_um else ""
+    console.print(f"wrote dataset [bold]{info.name}[/bold] ({shown}{size}) to [bold]{out}[/bold]")
+
+
+def _is_zarr(uri: str) -> bool:
+    return uri.rstrip("/").endswith(".zarr")
 
 
 def _stains_with_roles(stains: list[str], roles: dict[str, str]) -> str:
@@ -136,9 +185,10 @@ def describe(uri: Annotated[str, typer.Argument(help="Dataset folder or s3:// pr
         table.add_row(*(str(v) for v in row))
     console.print(table)
     sizes = ", ".join(f"{h}×{w}" for h, w in summary.image_sizes)
+    pixel = f"{summary.pixel_size_um:.4g} µm" if summary.pixel_size_um else "not recorded"
     console.print(
         f"fields: {summary.fields}   plates: {summary.plates}   image size: {sizes}   "
-        f"bright-field planes: {summary.bf_planes}\n"
+        f"bright-field planes: {summary.bf_planes}   pixel size: {pixel}\n"
         f"stains: {_stains_with_roles(summary.stains, summary.roles)}   labels: {', '.join(summary.labels) or 'none'}\n"
         f"shards: {summary.shard_files} files, {summary.shard_bytes / 2**20:.1f} MiB",
         highlight=False,

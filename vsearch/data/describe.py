@@ -17,6 +17,7 @@ class DatasetSummary:
     roles: dict[str, str]  # role -> stain
     labels: list[str]
     bf_planes: int
+    pixel_size_um: float | None
     fields: int
     plates: int
     image_sizes: list[tuple[int, int]]
@@ -48,6 +49,7 @@ def describe(dataset: Dataset) -> DatasetSummary:
         roles=dataset.info.stain_roles(),
         labels=dataset.info.labels,
         bf_planes=dataset.info.bf_planes,
+        pixel_size_um=dataset.info.pixel_size_um,
         fields=len(m),
         plates=m["plate"].nunique(),
         image_sizes=sizes,

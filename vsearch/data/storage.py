@@ -34,6 +34,19 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return LocalFileSystem(auto_mkdir=True), str(Path(path).expanduser().absolute())
 
 
+def zarr_store(uri: str, *, read_only: bool = True):
+    """A zarr store for a local folder or an ``s3://`` prefix (through s3fs, with ``VSEARCH_S3_ENDPOINT``)."""
+    from zarr.storage import FsspecStore, LocalStore
+
+    if uri.startswith("s3://"):
+        endpoint = os.environ.get(S3_ENDPOINT_VARIABLE) or None
+        options = {"endpoint_url": endpoint, "skip_instance_cache": True}
+        return FsspecStore.from_url(uri.rstrip("/"), storage_options=options, read_only=read_only)
+    if is_remote(uri):
+        return FsspecStore.from_url(uri.rstrip("/"), read_only=read_only)
+    return LocalStore(filesystem(uri)[1], read_only=read_only)
+
+
 def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
 
