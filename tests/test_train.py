@@ -5,15 +5,23 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from tests.processes import kill_session
+from vsearch.config import DataConfig, ModelConfig, TrainConfig
 from vsearch.data.dataset import open_dataset
+from vsearch.evaluate.field import EvaluationConfig
+from vsearch.search.heldout import held_out_fields, score_held_out
+from vsearch.search.space import SearchSpace
+from vsearch.search.tuner import max_concurrent
 from vsearch.train.loop import timed
+from vsearch.train.trainer import scaling_config, train
 
 VSEARCH = str(Path(sys.executable).parent / "vsearch")
 
@@ -100,8 +108,11 @@ def test_cli_train_predict_evaluate_on_s3(s3_bucket, small_screen, tmp_path):
     run_cli("train", str(config))
     assert fs.glob(f"{s3_bucket.removeprefix('s3://')}/runs/s3run/checkpoint_*/model.pt")
     run_cli("predict", f"{s3_bucket}/runs/s3run", "--data", dataset, "--out", f"{s3_bucket}/pred")
-    run_cli("evaluate", "--truth", dataset, "--pred", f"{s3_bucket}/pred", "--out", str(tmp_path / "e.parquet"))
-    assert len(pd.read_parquet(tmp_path / "e_summary.parquet")) == 18
+    run_cli("evaluate", "--truth", dataset, "--pred", f"{s3_bucket}/pred", "--out", f"{s3_bucket}/eval/e.parquet")
+    for table in ("e", "e_wells", "e_features", "e_assay"):
+        assert fs.exists(f"{path.split('/')[0]}/eval/{table}.parquet")
+    with fs.open(f"{path.split('/')[0]}/eval/e_summary.parquet", "rb") as f:
+        assert len(pd.read_parquet(f)) == 18
     assert len(open_dataset(f"{s3_bucket}/pred").manifest) == len(open_dataset(small_screen).manifest)
 
 
@@ -114,3 +125,61 @@ def test_timed_records_how_long_each_item_kept_the_caller_waiting():
     waits: list[float] = []
     assert list(timed(slow_second(), waits)) == [None, "b"]
     assert len(waits) == 3 and waits[1] >= 0.2 and waits[0] < 0.2 and waits[2] < 0.2
+
+
+def small_config(dataset: str, storage: str, name: str, **overrides) -> TrainConfig:
+    data = DataConfig(
+        dataset=dataset,
+        composition={"lung/non_toxic": 0.5, "ovarian/toxic": 0.5},
+        budget=12,
+        patch=48,
+        patches_per_field=4,
+        batch_size=8,
+    )
+    model = ModelConfig(depth=2, base_width=8)
+    return TrainConfig(data=data, model=model, epochs=2, name=name, storage=storage, **overrides)
+
+
+def test_worker_holds_the_cpus_it_was_given_and_a_rerun_scores_the_same(small_screen, tmp_path, ray_local):
+    from ray.util.state import list_placement_groups
+
+    held: list[dict] = []
+    stop = threading.Event()
+
+    def watch_placement_groups() -> None:
+        while not stop.is_set():
+            held.extend(b["unit_resources"] for g in list_placement_groups(detail=True) if g.state == "CREATED"
+                        for b in g.bundles)  # fmt: skip
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch_placement_groups)
+    watcher.start()
+    try:
+        first = train(small_config(small_screen, str(tmp_path / "runs"), "first", cpus_per_worker=0.5))
+    finally:
+        stop.set()
+        watcher.join()
+    assert {"CPU": 0.5} in held and {"CPU": 1.0} not in held  # Ray Train's default would be one whole CPU
+    rerun = train(small_config(small_screen, str(tmp_path / "runs"), "rerun", cpus_per_worker=0.5))
+    for key in ("train_loss", "val_l1", "val_r_nuclei", "val_ssim_cytoplasm"):
+        assert rerun.metrics[key] == pytest.approx(first.metrics[key], abs=1e-6), key
+    dataset = open_dataset(small_screen)
+    fields = held_out_fields(dataset.manifest, ["breast/toxic", "lung/toxic"], per_condition=2, seed=0)
+    config = EvaluationConfig(stains=("nuclei", "cytoplasm", "dna_damage"))
+    weights = {"pixel": 1.0, "instance": 1.0, "feature": 1.0}
+    first_scores, _ = score_held_out(first.checkpoint.path, dataset, fields, config, weights)
+    rerun_scores, _ = score_held_out(rerun.checkpoint.path, dataset, fields, config, weights)
+    assert first_scores.keys() == rerun_scores.keys()
+    for key, value in first_scores.items():
+        assert rerun_scores[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+
+
+def test_gpu_share_reaches_the_workers_placement_group_so_two_trials_share_a_gpu():
+    half = small_config("unused", "unused", "half", use_gpu=True, gpus_per_worker=0.5, cpus_per_worker=2)
+    bundles = scaling_config(half).as_placement_group_factory().bundles
+    assert bundles == [{"CPU": 2.0, "GPU": 0.5}]
+    space = {"dataset": "unused", "held_out": {"leave_out": "phenotype", "phenotype": "toxic"},
+             "trial": {"workers": 1, "cpus_per_worker": 2, "gpus_per_worker": 0.5}}  # fmt: skip
+    assert max_concurrent(SearchSpace.model_validate(space), {"CPU": 16, "GPU": 1}) == 2
+    with pytest.raises(ValueError, match="gpus_per_worker is set but use_gpu is false"):
+        small_config("unused", "unused", "cpu", gpus_per_worker=0.5)

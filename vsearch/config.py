@@ -69,12 +69,26 @@ class TrainConfig(Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     epochs: int = Field(10, ge=1)
     workers: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1, gt=0)
     use_gpu: bool = False
+    gpus_per_worker: float | None = Field(None, gt=0)  # with use_gpu; None: one GPU each; 0.5: two share one
     bf16: bool = True  # autocast on GPU only
     compile: bool = False
     seed: int = 0
     name: str = "vsearch-train"
     storage: str = "results/train"  # local folder or s3:// prefix for checkpoints
+
+    @model_validator(mode="after")
+    def _gpus_need_use_gpu(self) -> TrainConfig:
+        if self.gpus_per_worker is not None and not self.use_gpu:
+            raise ValueError("gpus_per_worker is set but use_gpu is false")
+        return self
+
+    def resources_per_worker(self) -> dict[str, float]:
+        """What each Ray Train worker reserves: its CPUs, and its GPU share when training on GPUs."""
+        if not self.use_gpu:
+            return {"CPU": self.cpus_per_worker}
+        return {"CPU": self.cpus_per_worker, "GPU": self.gpus_per_worker or 1.0}
 
 
 def check_composition(composition: dict[str, float]) -> None:

@@ -9,6 +9,7 @@ arithmetic.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -89,6 +90,25 @@ def shifted_pixels(raw: np.ndarray) -> np.ndarray:
     return (raw.astype(np.uint16, copy=False) ^ np.uint16(PIXEL_SHIFT)).view(np.int16)
 
 
+class AugmentationEpochs:
+    """Ray actor counting how often each block of fields has been cut into patches: a training stream runs every
+    block once an epoch, so the count is the epoch, and a Ray Data task, which cannot know it otherwise, can seed
+    its augmentation with it (new crops each epoch, the same crops in a rerun)."""
+
+    def __init__(self) -> None:
+        self.served: dict[str, int] = {}
+
+    def next_epoch(self, block: str) -> int:
+        epoch = self.served.get(block, 0)
+        self.served[block] = epoch + 1
+        return epoch
+
+
+def augmentation_seed(seed: int, epoch: int, field_ids: list[str]) -> list[int]:
+    """The seed sequence of one block's patches: the run's seed, the epoch, and the block's fields."""
+    return [seed, epoch, zlib.crc32("\n".join(field_ids).encode())]
+
+
 class FieldsToPatches:
     """Ray Data ``map_batches`` function: rows ``field_id, copies, condition`` → augmented training patches.
 
@@ -96,16 +116,30 @@ class FieldsToPatches:
     then yields their patches interleaved, ``CHUNK_PATCHES`` at a time, so batches mix fields without a shuffle in
     the trainer. Patches are ``x`` ``[n,Z,p,p]`` and ``y`` ``[n,S,p,p]`` int16 pixels (see ``shifted_pixels``)
     with float32 ``x_offset``, ``x_scale`` ``[n,Z]`` and ``y_offset``, ``y_scale`` ``[n,S]``: the patch's
-    normalisation, in shifted units."""
+    normalisation, in shifted units. Every random choice comes from ``augmentation_seed``, with the epoch from the
+    ``AugmentationEpochs`` actor ``epochs``."""
 
     def __init__(
-        self, uri: str, stains: list[str], patch: int, patches_per_field: int, ranges: dict[str, list[float]] | None
+        self,
+        uri: str,
+        stains: list[str],
+        patch: int,
+        patches_per_field: int,
+        ranges: dict[str, list[float]] | None,
+        *,
+        seed: int,
+        epochs,
     ) -> None:
         self.uri, self.stains, self.patch = uri, stains, patch
         self.patches_per_field, self.ranges = patches_per_field, ranges
-        self.rng = np.random.default_rng()
+        self.seed, self.epochs = seed, epochs
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        import ray
+
+        block = [str(i) for i in batch["field_id"]]
+        epoch = ray.get(self.epochs.next_epoch.remote("\n".join(block)))
+        rng = np.random.default_rng(augmentation_seed(self.seed, epoch, block))
         copies = dict(zip(batch["field_id"], batch["copies"], strict=True))
         conditions = dict(zip(batch["field_id"], batch["condition"], strict=True))
         pixels, affines, ids, counts = [], [], [], []
@@ -120,13 +154,13 @@ class FieldsToPatches:
             counts.append(int(copies[field.field_id]) * self.patches_per_field)
         field_ids, field_conditions = np.array(ids), np.array([conditions[i] for i in ids])
         x_offset, x_scale, y_offset, y_scale = (np.stack(a) for a in zip(*affines, strict=True))
-        owners = self.rng.permutation(np.repeat(np.arange(len(ids)), counts))
+        owners = rng.permutation(np.repeat(np.arange(len(ids)), counts))
         for start in range(0, len(owners), CHUNK_PATCHES):
             chunk = owners[start : start + CHUNK_PATCHES]
             x = np.empty((len(chunk), x_offset.shape[1], self.patch, self.patch), np.int16)
             y = np.empty((len(chunk), len(self.stains), self.patch, self.patch), np.int16)
             for owner in np.unique(chunk):
-                augment_patches(*pixels[owner], x, y, self.rng, np.flatnonzero(chunk == owner))
+                augment_patches(*pixels[owner], x, y, rng, np.flatnonzero(chunk == owner))
             yield {
                 "x": x,
                 "y": y,
@@ -172,10 +206,16 @@ def training_stream(
     patch: int,
     patches_per_field: int,
     ranges: dict[str, list[float]] | None,
+    *,
+    seed: int,
 ):
     """Augmented patches of the sampled fields (columns of ``FieldsToPatches``), for ``ray.train``: each sampled
-    field is read and decoded once, in one task, however many patches it yields."""
-    patcher = FieldsToPatches(dataset.uri, stains, patch, patches_per_field, ranges)
+    field is read and decoded once, in one task, however many patches it yields. Patches are a function of
+    ``seed`` and the epoch; read them in order (``preserve_order``) to get the same batches in a rerun."""
+    import ray
+
+    epochs = ray.remote(num_cpus=0)(AugmentationEpochs).remote()
+    patcher = FieldsToPatches(dataset.uri, stains, patch, patches_per_field, ranges, seed=seed, epochs=epochs)
     rows = _field_rows(dataset, sample[["field_id", "copies", "condition"]], FIELDS_PER_TASK)
     return rows.map_batches(patcher, batch_format="numpy", batch_size=FIELDS_PER_TASK)
 

@@ -75,6 +75,7 @@ def default_study_storage(results: str) -> str:
 
 def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
     """One Tune trial: train (epoch metrics go to Tune), then report the held-out scores."""
+    import ray
     import ray.tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -88,14 +89,24 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
     result = build_trainer(train_config, training, callbacks=[TuneReportCallback()]).fit()
     train_s = time.perf_counter() - started
     checkpoint = _checkpoint_uri(plan.results, result.checkpoint.path)
-    device = "cuda" if plan.space.trial.gpus_per_worker > 0 else "cpu"
-    scores, _ = score_held_out(
-        checkpoint,
-        training.dataset,
-        plan.eval_field_ids,
-        EvaluationConfig(stains=tuple(plan.space.stains), roles=plan.roles),
-        plan.space.objective.weights,
-        device,
+    device = "cuda" if train_config.use_gpu else "cpu"
+    # a task holding one worker's CPUs and GPU share (the trial reserves none; its workers have finished), outside
+    # the trial's placement group, which Tune's child tasks would otherwise be confined to
+    scoring = ray.remote(_held_out_scores).options(
+        num_cpus=train_config.cpus_per_worker,
+        num_gpus=train_config.resources_per_worker().get("GPU", 0),
+        max_retries=1,
+        scheduling_strategy="DEFAULT",
+    )
+    scores = ray.get(
+        scoring.remote(
+            checkpoint,
+            training.dataset,
+            plan.eval_field_ids,
+            EvaluationConfig(stains=tuple(plan.space.stains), roles=plan.roles),
+            plan.space.objective.weights,
+            device,
+        )
     )
     wall = time.perf_counter() - started
     reserved_cpus = plan.space.trial.workers * plan.space.trial.cpus_per_worker + 1
@@ -112,6 +123,10 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
             "gpu_seconds": wall * plan.space.trial.workers * plan.space.trial.gpus_per_worker,
         }
     )
+
+
+def _held_out_scores(*args) -> dict[str, float]:
+    return score_held_out(*args)[0]
 
 
 def _checkpoint_uri(results: str, path: str) -> str:

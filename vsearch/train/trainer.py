@@ -63,14 +63,16 @@ def _target_ranges(config: TrainConfig, plan: TrainingPlan) -> dict[str, list[fl
 def training_patches(config: TrainConfig, plan: TrainingPlan):
     """The epoch's stream of augmented patches as the training loop takes them (pixels and their normalisation)."""
     d = config.data
+    ranges = _target_ranges(config, plan)
     stream = training_stream(
-        plan.dataset, plan.sample, d.stains, d.patch, d.patches_per_field, _target_ranges(config, plan)
+        plan.dataset, plan.sample, d.stains, d.patch, d.patches_per_field, ranges, seed=config.seed
     )
     return stream.drop_columns(["field_id", "condition"])
 
 
 def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | None = None):
     import ray.train
+    from ray.data import ExecutionOptions
     from ray.train.torch import TorchTrainer
 
     from vsearch.train.loop import train_loop_per_worker
@@ -86,7 +88,7 @@ def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | Non
             "bf_planes": plan.dataset.info.bf_planes,
             "target_ranges": plan.ranges,
         },
-        scaling_config=ray.train.ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu),
+        scaling_config=scaling_config(config),
         run_config=ray.train.RunConfig(
             name=config.name,
             storage_path=storage_path,
@@ -95,6 +97,16 @@ def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | Non
             callbacks=callbacks,
         ),
         datasets={"train": training_patches(config, plan), "val": val_ds},
+        # patches in the order the stream makes them, so a rerun of the same config sees the same batches
+        dataset_config=ray.train.DataConfig(execution_options={"train": ExecutionOptions(preserve_order=True)}),
+    )
+
+
+def scaling_config(config: TrainConfig):
+    import ray.train
+
+    return ray.train.ScalingConfig(
+        num_workers=config.workers, use_gpu=config.use_gpu, resources_per_worker=config.resources_per_worker()
     )
 
 
