@@ -6,6 +6,7 @@ credentials come from the standard AWS variables and are never logged.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -45,6 +46,27 @@ def zarr_store(uri: str, *, read_only: bool = True):
     if is_remote(uri):
         return FsspecStore.from_url(uri.rstrip("/"), read_only=read_only)
     return LocalStore(filesystem(uri)[1], read_only=read_only)
+
+
+def publish(uri: str, data: bytes) -> str:
+    """Write ``data`` to ``uri`` whole: a local file is written beside and renamed over (never half-written); an
+    S3 object is one PUT, which is atomic. Returns the path or URI written."""
+    fs, path = filesystem(uri)
+    if is_remote(uri):
+        fs.pipe_file(path, data)
+        return uri
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(f"{path}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    return path
+
+
+def publish_table(uri: str, table) -> str:
+    """A pandas DataFrame published as one Parquet file (``publish``)."""
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    return publish(uri, buffer.getvalue())
 
 
 def join(uri: str, *parts: str) -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
 
 from vsearch.cluster import connect
+from vsearch.data import storage
 from vsearch.data.dataset import Dataset, open_dataset, open_dataset_cached
 from vsearch.evaluate.assay import assay_table
 from vsearch.evaluate.features import aggregate_wells, compare_features, feature_scales
@@ -30,19 +30,15 @@ class EvaluationResult:
     assay: pd.DataFrame  # per cell type × assay feature: robust Z′ real / predicted, call agreement
     summary: pd.DataFrame  # per condition × stain: role, level scores in [0, 1], composite, flat_fields
 
-    def write(self, out: str | Path) -> dict[str, Path]:
-        """``out`` gets the metrics; the other tables go beside it as ``<stem>_<table>.parquet``."""
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        paths = {"metrics": out}
-        paths |= {
-            name: out.with_name(f"{out.stem}_{name}.parquet") for name in ("wells", "features", "assay", "summary")
-        }
-        for name, path in paths.items():
-            tmp = path.with_name(f".{path.name}.tmp")
-            getattr(self, name).to_parquet(tmp, index=False)
-            tmp.replace(path)
-        return paths
+    def write(self, out: str) -> dict[str, str]:
+        """``out`` (a local path or ``s3://`` URI) gets the metrics; the other tables go beside it as
+        ``<stem>_<table>.parquet``. Each file is published whole."""
+        folder, _, name = str(out).rstrip("/").rpartition("/")
+        stem = name.removesuffix(".parquet")
+        uris = {"metrics": str(out)}
+        uris |= {table: f"{folder}/{stem}_{table}.parquet" if folder else f"{stem}_{table}.parquet"
+                 for table in ("wells", "features", "assay", "summary")}  # fmt: skip
+        return {table: storage.publish_table(uri, getattr(self, table)) for table, uri in uris.items()}
 
 
 def evaluate_fields(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-from pathlib import Path
 
 import pandas as pd
 
@@ -67,14 +65,4 @@ table.trials td,table.trials th{{padding:2px 10px;text-align:left;border-bottom:
 def write_report(results: str, out: str | None = None) -> str:
     """Writes the report of ``results`` to ``out`` (default ``RESULTS/report.html``); returns where. A local file
     is replaced whole, never left half-written."""
-    out = out or storage.join(results, REPORT_FILE)
-    page = report_html(results).encode()
-    fs, path = storage.filesystem(out)
-    if storage.is_remote(out):
-        fs.pipe_file(path, page)
-        return out
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    partial = f"{path}.partial"
-    Path(partial).write_bytes(page)
-    os.replace(partial, path)
-    return path
+    return storage.publish(out or storage.join(results, REPORT_FILE), report_html(results).encode())

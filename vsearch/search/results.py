@@ -17,9 +17,7 @@ def trial_run(results: str, trial_id: str) -> str:
 
 
 def write_trials(table: pd.DataFrame, results: str) -> str:
-    fs, root = storage.filesystem(results)
-    with fs.open(f"{root}/{TRIALS_FILE}", "wb") as f:
-        table.to_parquet(f, index=False)
+    storage.publish_table(storage.join(results, TRIALS_FILE), table)
     return storage.join(results, TRIALS_FILE)
 
 
