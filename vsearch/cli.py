@@ -349,22 +349,26 @@ def report(
 
 
 def _show_best(table, mode: str) -> None:
-    done = table[table.status == "completed"]
+    from vsearch.evaluate.score import FIELD_LEVELS
+    from vsearch.search.results import best_trials
+
     counts = ", ".join(f"{n} {s}" for s, n in table.status.value_counts().items())
     console.print(f"{len(table)} trials: {counts}")
-    if done.empty:
+    best = best_trials(table, mode)
+    if best.empty:
         return
-    best = Table(title="best trials per objective (held-out conditions)")
-    for column in ("objective", "trial", "score", "composition", "model"):
-        best.add_column(column)
-    for objective in ["composite", "pixel", "instance", "feature"]:
-        row = done.loc[done[objective].idxmax()]
+    title = "Pareto front (held-out conditions)" if mode == "multi" else "best trials (held-out conditions)"
+    shown = Table(title=title)
+    for column in ("", "trial", "composite", *FIELD_LEVELS, "composition", "model"):
+        shown.add_column(column)
+    for row in best.itertuples():
         mix = ", ".join(f"{k} {v:.2f}" for k, v in json.loads(row.composition).items())
         model = ", ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in json.loads(row.config).items()
         )
-        best.add_row(objective, row.trial_id, f"{row[objective]:.3f}", mix, model)
-    console.print(best)
+        scores = (_score(getattr(row, level)) for level in ("composite", *FIELD_LEVELS))
+        shown.add_row(row.why, row.trial_id, *scores, mix, model)
+    console.print(shown)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from scipy import stats
 from skimage import feature, filters, morphology
 
 from vsearch.data.manifest import ROLES, merge_roles
+from vsearch.evaluate.assay import robust_sd
 
 # Position-free shape measurements (centres, bounding boxes and orientation say where a cell is, not what it is).
 SHAPE_FEATURES = (
@@ -76,7 +77,7 @@ class FociDetector:
         n = int(nuclei.max())
         smoothed = filters.gaussian(image, self.smoothing_sigma, preserve_range=True)
         tophat = morphology.white_tophat(smoothed, morphology.disk(self.tophat_radius))
-        noise = 1.4826 * np.median(np.abs(tophat - np.median(tophat)))
+        noise = robust_sd(tophat)
         threshold = max(self.min_contrast, self.noise_k * noise)
         peaks = feature.peak_local_max(
             tophat, min_distance=self.min_distance, threshold_abs=threshold, labels=nuclei, exclude_border=False

@@ -18,8 +18,7 @@ from vsearch.evaluate.instance import (
     match,
 )
 from vsearch.evaluate.pixel import is_flat, normalise_pair, pixel_metrics
-
-LEVELS = ("pixel", "instance", "feature")
+from vsearch.evaluate.score import FIELD_LEVELS
 
 
 @dataclass(frozen=True)
@@ -29,12 +28,12 @@ class EvaluationConfig:
     nuclei_segmenter: NucleiSegmenter = field(default_factory=ThresholdWatershed)
     cell_segmenter: CellSegmenter = field(default_factory=SeededCells)
     foci: FociDetector = field(default_factory=FociDetector)
-    levels: tuple[str, ...] = LEVELS
+    levels: tuple[str, ...] = FIELD_LEVELS
 
     def __post_init__(self) -> None:
-        unknown = set(self.levels) - set(LEVELS)
+        unknown = set(self.levels) - set(FIELD_LEVELS)
         if unknown:
-            raise ValueError(f"unknown evaluation level(s) {sorted(unknown)}; known: {', '.join(LEVELS)}")
+            raise ValueError(f"unknown evaluation level(s) {sorted(unknown)}; known: {', '.join(FIELD_LEVELS)}")
         for role in ("nuclei", "cytoplasm", "foci"):
             stain = getattr(self.roles, role)
             if stain is not None and stain not in self.stains:

@@ -22,12 +22,16 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 import pandas as pd
 
 from vsearch.evaluate.features import COUNT_FEATURE, StainRoles
 
-LEVELS = ("pixel", "instance", "feature", "assay")
+Level = Literal["pixel", "instance", "feature", "assay"]
+LEVELS: tuple[Level, ...] = get_args(Level)
+FIELD_LEVELS: tuple[Level, ...] = LEVELS[:3]  # scored on each field; the assay level compares wells and controls
 
 
 def pixel_score(ssim: np.ndarray, pearson_r: np.ndarray) -> np.ndarray:

@@ -8,9 +8,10 @@ import json
 import pandas as pd
 
 from vsearch.data import storage
+from vsearch.evaluate.score import FIELD_LEVELS
 from vsearch.report.examples import examples_figure, trial_examples
 from vsearch.report.matrix import ranked_completed, score_columns, training_set_label, training_set_labels
-from vsearch.report.plots import LEVELS, composition_figure, matrix_figure, pareto_figure
+from vsearch.report.plots import composition_figure, matrix_figure, pareto_figure
 from vsearch.search.results import TRIALS_FILE, read_trials
 
 REPORT_FILE = "report.html"
@@ -22,7 +23,7 @@ def _best_table(trials: pd.DataFrame) -> str:
     table = pd.DataFrame(
         {
             "training set": training_set_labels(best),
-            **{column: best[column].round(3) for column in ("composite", *LEVELS)},
+            **{column: best[column].round(3) for column in ("composite", *FIELD_LEVELS)},
             "model": [", ".join(f"{k}={v}" for k, v in json.loads(c).items()) for c in best.config],
         }
     )
@@ -34,7 +35,7 @@ def report_html(results: str) -> str:
     trials, source = read_trials(results), storage.join(results, TRIALS_FILE)
     if ranked_completed(trials).empty:
         raise ValueError(f"{source}: no completed trial to report on (statuses: {dict(trials.status.value_counts())})")
-    levels = [level for level in LEVELS if level in set(score_columns(trials).level)]
+    levels = [level for level in FIELD_LEVELS if level in set(score_columns(trials).level)]
     figures = [*(matrix_figure(trials, level) for level in levels), pareto_figure(trials), composition_figure(trials)]
     best = ranked_completed(trials).iloc[0]
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from vsearch.evaluate.score import FIELD_LEVELS
 from vsearch.report.matrix import generalisation_matrix, ranked_completed, score_columns, training_set_labels
 from vsearch.report.pareto import pareto_front
 
-LEVELS = ("pixel", "instance", "feature")
 ROW_HEIGHT = 22  # pixels per training set in a matrix
 
 
@@ -43,7 +43,7 @@ def pareto_figure(trials) -> go.Figure:
     """Pixel against instance score per completed trial, coloured by feature score; trials on the three-level
     Pareto front are drawn as diamonds."""
     done = ranked_completed(trials)
-    front = pareto_front(done[list(LEVELS)].to_numpy())
+    front = pareto_front(done[list(FIELD_LEVELS)].to_numpy())
     labels = training_set_labels(done)
     figure = go.Figure(
         go.Scatter(

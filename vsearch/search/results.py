@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from vsearch.data import storage
+from vsearch.evaluate.score import FIELD_LEVELS
+from vsearch.report.pareto import pareto_front
 
 TRIALS_FILE = "trials.parquet"
 RUNS_FOLDER = "runs"
@@ -29,3 +31,22 @@ def read_trials(results: str) -> pd.DataFrame:
         raise FileNotFoundError(f"{where} not found: is {results} the results folder of a `vsearch run`?")
     with fs.open(path, "rb") as f:
         return pd.read_parquet(f)
+
+
+def best_trials(table: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """The completed trials a user should look at first, one row each with ``why`` it is shown: for a composite
+    objective the best trial by the composite and by each level that any trial scored (a level that is NaN for
+    every trial, such as instance without a nuclei stain, is left out); for a multi-objective search the Pareto
+    front over the field levels, best composite first."""
+    done = table[table.status == "completed"]
+    if done.empty:
+        return done.assign(why=[])
+    if mode == "multi":
+        front = done[pareto_front(done[list(FIELD_LEVELS)].to_numpy())]
+        return front.sort_values("composite", ascending=False).assign(why="Pareto front")
+    rows = []
+    for objective in ("composite", *FIELD_LEVELS):
+        scored = done[objective].dropna()
+        if not scored.empty:
+            rows.append(done.loc[[scored.idxmax()]].assign(why=f"best {objective}"))
+    return pd.concat(rows) if rows else done.iloc[:0].assign(why=[])

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from vsearch.config import DataConfig, ModelConfig, OptimConfig, Strict, TrainConfig
 from vsearch.data.manifest import Role, condition_of
+from vsearch.evaluate.score import Level
 
 SAMPLED = "sampled"
 NON_TOXIC = "non_toxic"
@@ -135,9 +136,7 @@ class Scheduler(Strict):
 
 class Objective(Strict):
     mode: Literal["composite", "multi"] = "composite"
-    weights: dict[Literal["pixel", "instance", "feature", "assay"], float] = Field(
-        default_factory=lambda: {"pixel": 1.0, "instance": 1.0, "feature": 1.0}
-    )
+    weights: dict[Level, float] = Field(default_factory=lambda: {"pixel": 1.0, "instance": 1.0, "feature": 1.0})
     eval_fields_per_condition: int = Field(8, ge=1)  # held-out fields scored per condition
 
     @field_validator("weights")

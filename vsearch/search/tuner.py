@@ -22,6 +22,7 @@ from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
 from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig
+from vsearch.evaluate.score import FIELD_LEVELS, LEVELS
 from vsearch.search.heldout import held_out_fields, score_held_out
 from vsearch.search.results import RUNS_FOLDER, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace
@@ -29,7 +30,6 @@ from vsearch.train.trainer import build_trainer, plan_training, storage_location
 
 EXPERIMENT = "search"
 STUDY = "vsearch"
-OBJECTIVES_MULTI = ["pixel", "instance", "feature"]
 # carried from the last epoch into the final report: a retried trial resumes after epoch 0 on some node
 EPOCH_METRICS_KEPT = ("val_score", "start_epoch", "node_id")
 
@@ -197,7 +197,7 @@ def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = 
 
     space = plan.space
     multi = space.objective.mode == "multi"
-    metric, mode = (OBJECTIVES_MULTI, ["max"] * len(OBJECTIVES_MULTI)) if multi else ("objective", "max")
+    metric, mode = (list(FIELD_LEVELS), ["max"] * len(FIELD_LEVELS)) if multi else ("objective", "max")
     sampler = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=space.seed),
         "nsga2": lambda: TuneNSGAIISampler(seed=space.seed),
@@ -287,7 +287,7 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
             "node_id": metrics.get("node_id", ""),
         }
         row |= {f"w/{c}": sampled.get("composition", {}).get(c, 0.0) for c in plan.resolved.trainable}
-        row |= {level: metrics.get(level, float("nan")) for level in ("pixel", "instance", "feature", "assay")}
+        row |= {level: metrics.get(level, float("nan")) for level in LEVELS}
         row |= {f"score/{k}": v for k, v in metrics.items() if k.count("/") == 3 and isinstance(v, float | int)}
         row |= {
             k: metrics.get(k, float("nan")) for k in ("train_seconds", "trial_seconds", "cpu_seconds", "gpu_seconds")
