@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vsearch.cluster import connect
-from vsearch.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from vsearch.config import DataConfig, OptimConfig, TrainConfig, UNetConfig
 from vsearch.data.dataset import open_dataset
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.evaluate.pixel import normalise_pair, pearson_r, ssim
@@ -47,7 +47,7 @@ def main() -> None:
                 dataset=screen, composition={args.condition: 1.0}, budget=48, patch=64, patches_per_field=8,
                 batch_size=16,
             ),
-            model=ModelConfig(depth=3, base_width=16),
+            model=UNetConfig(depth=3, base_width=16),
             optim=OptimConfig(lr=3e-3, loss="l1"),
             epochs=args.epochs,
             name="learning",

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vsearch.cluster import connect
-from vsearch.config import DataConfig, ModelConfig, TrainConfig
+from vsearch.config import DataConfig, TrainConfig, UNetConfig
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.models.registry import build_model
 from vsearch.train.loop import normalised_patches, reconstruction_loss
@@ -55,7 +55,7 @@ def training_config(preset: dict, screen: str, storage: str, compiled: bool, use
             val_fraction=0.1,
             test_fraction=0.1,
         ),
-        model=ModelConfig(depth=preset["depth"], base_width=preset["width"]),
+        model=UNetConfig(depth=preset["depth"], base_width=preset["width"]),
         epochs=preset["epochs"],
         use_gpu=use_gpu,
         bf16=True,

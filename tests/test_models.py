@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+import yaml
 
-from vsearch.config import ModelConfig
+from vsearch.config import Pix2PixHDConfig, TrainConfig, UNetConfig, load_yaml, model_config
 from vsearch.models.pix2pixhd import feature_matching_loss, lsgan_loss
 from vsearch.models.registry import build_discriminator, build_model
 
@@ -12,11 +13,11 @@ from vsearch.models.registry import build_discriminator, build_model
 @pytest.mark.parametrize(
     "config",
     [
-        ModelConfig(depth=3, base_width=8),
-        ModelConfig(depth=2, base_width=8, norm="instance", upsampling="bilinear", residual=True),
-        ModelConfig(depth=4, base_width=4, norm="group", upsampling="pixelshuffle"),
-        ModelConfig(depth=2, base_width=12, norm="group"),
-        ModelConfig(family="pix2pixhd", depth=2, base_width=8, generator_blocks=2, norm="instance"),
+        UNetConfig(depth=3, base_width=8),
+        UNetConfig(depth=2, base_width=8, norm="instance", upsampling="bilinear", residual=True),
+        UNetConfig(depth=4, base_width=4, norm="group", upsampling="pixelshuffle"),
+        UNetConfig(depth=2, base_width=12, norm="group"),
+        Pix2PixHDConfig(depth=2, base_width=8, generator_blocks=2, norm="instance"),
     ],
     ids=["unet", "unet-residual-bilinear", "unet-group-pixelshuffle", "unet-group-width12", "pix2pixhd"],
 )
@@ -30,9 +31,9 @@ def test_output_shape_for_any_input_size(config, size):
 @pytest.mark.parametrize(
     "config",
     [
-        ModelConfig(depth=3, base_width=8, residual=True),
-        ModelConfig(depth=2, base_width=8, upsampling="pixelshuffle", norm="group"),
-        ModelConfig(family="pix2pixhd", depth=2, base_width=8, generator_blocks=2, norm="instance"),
+        UNetConfig(depth=3, base_width=8, residual=True),
+        UNetConfig(depth=2, base_width=8, upsampling="pixelshuffle", norm="group"),
+        Pix2PixHDConfig(depth=2, base_width=8, generator_blocks=2, norm="instance"),
     ],
     ids=["unet", "unet-pixelshuffle", "pix2pixhd"],
 )
@@ -45,12 +46,10 @@ def test_gradients_reach_every_parameter(config):
 
 def test_gan_generator_and_discriminators_train_one_step():
     torch.manual_seed(0)
-    config = ModelConfig(
-        family="pix2pixhd", depth=2, base_width=8, generator_blocks=2, discriminator_scales=2, norm="instance"
-    )
+    config = Pix2PixHDConfig(depth=2, base_width=8, generator_blocks=2, discriminator_scales=2, norm="instance")
     generator = build_model(config, 1, 2)
     discriminator = build_discriminator(config, 1, 2)
-    assert build_discriminator(ModelConfig(), 1, 2) is None
+    assert build_discriminator(UNetConfig(), 1, 2) is None
     g_opt = torch.optim.Adam(generator.parameters(), lr=1e-3, betas=(0.5, 0.999))
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=1e-3, betas=(0.5, 0.999))
     x, y = torch.randn(2, 1, 48, 48), torch.rand(2, 2, 48, 48)
@@ -73,3 +72,16 @@ def test_gan_generator_and_discriminators_train_one_step():
     g_opt.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, generator.parameters(), strict=True))
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
+
+
+def test_model_config_is_the_family_it_names_and_refuses_another_familys_keys(tmp_path):
+    data = {"dataset": "screen", "composition": {"lung/non_toxic": 1.0}}
+    assert isinstance(model_config(depth=2), UNetConfig) and model_config().family == "unet"
+    gan = TrainConfig.model_validate({"data": data, "model": {"family": "pix2pixhd"}}).model
+    assert isinstance(gan, Pix2PixHDConfig) and gan.norm == "instance"  # the paper's norm, not the U-Net's batch
+    for model, key in (({"depth": 2, "generator_blocks": 3}, "generator_blocks"),
+                       ({"family": "pix2pixhd", "upsampling": "bilinear"}, "upsampling")):  # fmt: skip
+        path = tmp_path / "train.yaml"
+        path.write_text(yaml.safe_dump({"data": data, "model": model}))
+        with pytest.raises(ValueError, match=rf"train.yaml: model.{key}: Extra inputs are not permitted"):
+            load_yaml(path, TrainConfig)

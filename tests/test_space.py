@@ -49,8 +49,26 @@ def test_held_out_designs(design, held, allowed):
         ({"model": {"norm": []}}, r"model.norm: Value error, empty list of choices"),
         ({"held_out": {"leave_out": "phenotype"}}, r"held_out: Value error, leave_out: phenotype needs 'phenotype'"),
         ({"sampler": "nsga2"}, r"sampler: nsga2 is for objective.mode: multi"),
+        ({"model": {"depth": [2, 0]}}, r"model.depth: 0: Input should be greater than or equal to 1"),
+        ({"model": {"depth": {"low": 2, "high": 9}}}, r"model.depth: 9: Input should be less than or equal to 7"),
+        ({"model": {"base_width": [2]}}, r"model.base_width: 2: Input should be greater than or equal to 4"),
+        ({"optim": {"lr": {"low": 0.1, "high": 3}}}, r"optim.lr: 3.0: Input should be less than or equal to 1"),
+        ({"optim": {"batch_size": [0]}}, r"optim.batch_size: 0: Input should be greater than or equal to 1"),
+        ({"optim": {"epochs": 0}}, r"optim.epochs: 0: Input should be greater than or equal to 1"),
     ],
-    ids=["unknown key", "empty range", "empty choices", "incomplete held-out", "nsga2 single"],
+    ids=[
+        "unknown key",
+        "empty range",
+        "empty choices",
+        "incomplete held-out",
+        "nsga2 single",
+        "depth 0",
+        "depth range past 7",
+        "base width 2",
+        "lr range past 1",
+        "batch size 0",
+        "no epochs",
+    ],
 )
 def test_invalid_spaces_name_the_key(tmp_path, overrides, message):
     path = tmp_path / "space.yaml"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.processes import kill_session
-from vsearch.config import DataConfig, ModelConfig, TrainConfig
+from vsearch.config import DataConfig, TrainConfig, UNetConfig
 from vsearch.data.dataset import open_dataset
 from vsearch.evaluate.field import EvaluationConfig
 from vsearch.search.heldout import held_out_fields, score_held_out
@@ -136,7 +136,7 @@ def small_config(dataset: str, storage: str, name: str, **overrides) -> TrainCon
         patches_per_field=4,
         batch_size=8,
     )
-    model = ModelConfig(depth=2, base_width=8)
+    model = UNetConfig(depth=2, base_width=8)
     return TrainConfig(data=data, model=model, epochs=2, name=name, storage=storage, **overrides)
 
 

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 COMPOSITION_TOLERANCE = 1e-6
 
@@ -15,17 +25,42 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ModelConfig(Strict):
-    family: Literal["unet", "pix2pixhd"] = "unet"
+class UNetConfig(Strict):
+    family: Literal["unet"] = "unet"
     depth: int = Field(3, ge=1, le=7)
     base_width: int = Field(16, ge=4, le=512)
     norm: Literal["batch", "instance", "group"] = "batch"
     upsampling: Literal["transpose", "bilinear", "pixelshuffle"] = "transpose"
     residual: bool = False
-    generator_blocks: int = Field(9, ge=1, le=18)  # pix2pixhd
-    discriminator_scales: int = Field(3, ge=1, le=4)  # pix2pixhd
-    feature_matching_weight: float = Field(10.0, ge=0)  # pix2pixhd
-    l1_weight: float = Field(0.0, ge=0)  # pix2pixhd: optional L1 between predicted and real stains
+
+
+class Pix2PixHDConfig(Strict):
+    """pix2pixHD's global generator and multi-scale PatchGAN (Wang et al. 2018), with the paper's instance norm."""
+
+    family: Literal["pix2pixhd"] = "pix2pixhd"
+    depth: int = Field(3, ge=1, le=7)  # the global generator's downsamplings
+    base_width: int = Field(16, ge=4, le=512)
+    norm: Literal["batch", "instance", "group"] = "instance"
+    generator_blocks: int = Field(9, ge=1, le=18)
+    discriminator_scales: int = Field(3, ge=1, le=4)
+    feature_matching_weight: float = Field(10.0, ge=0)
+    l1_weight: float = Field(0.0, ge=0)  # optional L1 between predicted and real stains
+
+
+def _family(value: object) -> str:
+    return value.get("family", "unet") if isinstance(value, dict) else getattr(value, "family", "unet")
+
+
+# a model's keys are those of its family; a YAML model without ``family`` is a U-Net
+ModelConfig = Annotated[
+    Annotated[UNetConfig, Tag("unet")] | Annotated[Pix2PixHDConfig, Tag("pix2pixhd")], Discriminator(_family)
+]
+MODEL_FAMILIES = ("unet", "pix2pixhd")
+
+
+def model_config(**values: object) -> UNetConfig | Pix2PixHDConfig:
+    """The config of the family ``values["family"]`` names (default U-Net); keys of another family are refused."""
+    return TypeAdapter(ModelConfig).validate_python(values)
 
 
 class OptimConfig(Strict):
@@ -65,7 +100,7 @@ class DataConfig(Strict):
 
 class TrainConfig(Strict):
     data: DataConfig
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: ModelConfig = Field(default_factory=UNetConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     epochs: int = Field(10, ge=1)
     workers: int = Field(1, ge=1)
@@ -120,7 +155,7 @@ def load_yaml(path: str | Path, model: type[BaseModel]) -> BaseModel:
         raise ValueError(f"{path}: {describe_errors(error)}") from None
 
 
-_TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "none", "literal_error"}
+_TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "none", "literal_error", *MODEL_FAMILIES}
 
 
 def describe_errors(error: ValidationError) -> str:

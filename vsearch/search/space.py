@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from vsearch.config import DataConfig, ModelConfig, OptimConfig, Strict, TrainConfig
+from vsearch.config import DataConfig, OptimConfig, Strict, TrainConfig, UNetConfig, model_config
 from vsearch.data.manifest import Role, condition_of
 from vsearch.evaluate.score import Level
 
@@ -174,7 +174,28 @@ class SearchSpace(Strict):
             raise ValueError("sampler: nsga2 is for objective.mode: multi")
         if not self.composition.sample_weights and not self.composition.presets:
             raise ValueError("composition: enable sample_weights or name at least one preset")
+        self._choices_within_train_bounds()
         return self
+
+    def _choices_within_train_bounds(self) -> None:
+        """Every value a trial could draw obeys the bound of the ``TrainConfig`` field it becomes, so a bad choice
+        is refused here rather than failing (and being retried) inside a Ray trial."""
+        m, o = self.model, self.optim
+        checks = [
+            ("model.depth", _endpoints(m.depth), UNetConfig, "depth"),
+            ("model.base_width", m.base_width, UNetConfig, "base_width"),
+            ("optim.lr", _endpoints(o.lr), OptimConfig, "lr"),
+            ("optim.batch_size", o.batch_size, DataConfig, "batch_size"),
+            ("optim.epochs", _endpoints(o.epochs), TrainConfig, "epochs"),
+        ]
+        for key, values, model, field in checks:
+            info = model.model_fields[field]
+            adapter = TypeAdapter(Annotated[info.annotation, *info.metadata])
+            for value in values:
+                try:
+                    adapter.validate_python(value)
+                except ValidationError as error:
+                    raise ValueError(f"{key}: {value!r}: {error.errors()[0]['msg']}") from None
 
 
 class ResolvedSpace:
@@ -275,14 +296,19 @@ class ResolvedSpace:
             if isinstance(m.depth, IntRange)
             else _pick(trial, "depth", m.depth)
         )
-        return {
-            "family": _pick(trial, "family", m.family),
+        family = _pick(trial, "family", m.family)
+        sampled = {
+            "family": family,
             "depth": depth,
             "base_width": _pick(trial, "base_width", m.base_width),
             "norm": _pick(trial, "norm", m.norm),
-            "upsampling": _pick(trial, "upsampling", m.upsampling),
-            "residual": _pick(trial, "residual", m.residual),
         }
+        if family == "unet":  # the U-Net's own choices, asked only of U-Net trials
+            sampled |= {
+                "upsampling": _pick(trial, "upsampling", m.upsampling),
+                "residual": _pick(trial, "residual", m.residual),
+            }
+        return sampled
 
     def _optim(self, trial: Any) -> dict[str, Any]:
         o = self.space.optim
@@ -308,7 +334,7 @@ class ResolvedSpace:
                 dataset=s.dataset, stains=s.stains, composition=sampled["composition"], budget=s.composition.budget,
                 patch=s.patch, patches_per_field=s.patches_per_field, batch_size=sampled["batch_size"],
             ),
-            model=ModelConfig(**{k: sampled[k] for k in MODEL_KEYS}),
+            model=model_config(**{k: sampled[k] for k in MODEL_KEYS if k in sampled}),
             optim=OptimConfig(optimizer=s.optim.optimizer, lr=sampled["lr"], loss=sampled["loss"]),
             epochs=sampled["epochs"],
             workers=s.trial.workers,
@@ -319,6 +345,13 @@ class ResolvedSpace:
             name=name,
             storage=storage,
         )  # fmt: skip
+
+
+def _endpoints(values: FloatRange | IntRange | list | float | int) -> list:
+    """The values to check of a choice list, a range (its ends) or a single value."""
+    if isinstance(values, FloatRange | IntRange):
+        return [values.low, values.high]
+    return values if isinstance(values, list) else [values]
 
 
 def _pick(trial: Any, name: str, choices: list) -> Any:
