@@ -20,11 +20,12 @@ from tests.processes import kill_session
 from tests.raycluster import loopback_cluster
 from vsearch.config import load_yaml
 from vsearch.data import storage
+from vsearch.data.dataset import open_dataset
 from vsearch.report.examples import trial_examples
 from vsearch.report.page import write_report
 from vsearch.report.pareto import pareto_front
 from vsearch.search.space import SearchSpace
-from vsearch.search.tuner import plan_search, run_search
+from vsearch.search.tuner import run_search
 
 VSEARCH = str(Path(sys.executable).parent / "vsearch")
 
@@ -49,7 +50,7 @@ def write_space(path: Path, dataset: str, results: str, **overrides) -> Path:
 
 def test_search_writes_trials_and_study_scoring_only_held_out_conditions(small_screen, tmp_path, ray_local):
     path = write_space(
-        tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), seed=5, objective={"eval_fields_per_condition": 1}
+        tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), objective={"eval_fields_per_condition": 2}
     )
     space = load_yaml(path, SearchSpace)
     table, where = run_search(space)
@@ -80,10 +81,14 @@ def test_search_writes_trials_and_study_scoring_only_held_out_conditions(small_s
     # 3 levels' matrices, the Pareto front, the composition response, the best trial's example predictions
     assert len(re.findall(r'class="plotly-graph-div"', page)) == 6
     assert all(trial_id in page for trial_id in trials.trial_id)
+    scored = json.loads((tmp_path / "results" / "held_out_fields.json").read_text())
+    manifest = open_dataset(small_screen).manifest.set_index("field_id")
+    assert sorted(scored) == sorted(held_out) and all(len(ids) == 2 for ids in scored.values())
+    for condition, ids in scored.items():
+        assert set(manifest.loc[ids].cell_type + "/" + manifest.loc[ids].phenotype) == {condition}
     examples = trial_examples(str(tmp_path / "results"), trials.iloc[0])
     assert sorted(e.condition for e in examples) == sorted(held_out)  # one field of each, never a trained one
-    scored = plan_search(space).eval_field_ids
-    assert sorted(e.field_id for e in examples) == sorted(scored)  # the fields the trials were scored on
+    assert sorted(e.field_id for e in examples) == sorted(ids[0] for ids in scored.values())  # scored ones
     for example in examples:
         assert example.bright_field.shape == example.real["nuclei"].shape == example.predicted["nuclei"].shape
         images = [*example.real.values(), *example.predicted.values(), example.error("nuclei")]

@@ -3,7 +3,6 @@ their error, for the report."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +17,7 @@ from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
 from vsearch.data.normalise import normalise_inputs
 from vsearch.evaluate.pixel import normalise_pair
-from vsearch.search.heldout import held_out_fields
-from vsearch.search.results import trial_run
+from vsearch.search.results import read_held_out_fields, trial_run
 from vsearch.train.checkpoint import load_model
 from vsearch.train.predict import local_checkpoint, predict_fields
 
@@ -48,15 +46,14 @@ def display_pair(real: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, n
 
 
 def trial_examples(results: str, trial: pd.Series, per_condition: int = 1) -> list[Example]:
-    """Predictions of the trial's last checkpoint on ``per_condition`` fields of each held-out condition (the
-    same fields for any trial of the search)."""
+    """Predictions of the trial's last checkpoint on the first ``per_condition`` of the fields the search scored
+    in each held-out condition (saved with its results)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with local_checkpoint(trial_run(results, trial.trial_id)) as folder:
         model, meta = load_model(folder, device)
     config = TrainConfig.model_validate(meta["config"])
     dataset = open_dataset(config.data.dataset)
-    # the search's seed picks the fields it scores: the first of each condition is one of them
-    field_ids = held_out_fields(dataset.manifest, json.loads(trial.held_out), per_condition, config.seed)
+    field_ids = [field_id for ids in read_held_out_fields(results).values() for field_id in ids[:per_condition]]
     fields = list(dataset.iter_fields(field_ids, stains=meta["stains"], labels=False))
     conditions = dict(zip(dataset.manifest.field_id, conditions_of(dataset.manifest), strict=True))
     examples = []

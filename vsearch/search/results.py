@@ -3,6 +3,8 @@ Ray Train run (checkpoints) in ``RESULTS/runs/trial_<id>``."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from vsearch.data import storage
@@ -10,6 +12,7 @@ from vsearch.evaluate.score import FIELD_LEVELS
 from vsearch.report.pareto import pareto_front
 
 TRIALS_FILE = "trials.parquet"
+HELD_OUT_FILE = "held_out_fields.json"  # condition -> the field ids every trial is scored on
 RUNS_FOLDER = "runs"
 
 
@@ -31,6 +34,22 @@ def read_trials(results: str) -> pd.DataFrame:
         raise FileNotFoundError(f"{where} not found: is {results} the results folder of a `vsearch run`?")
     with fs.open(path, "rb") as f:
         return pd.read_parquet(f)
+
+
+def write_held_out_fields(results: str, fields: dict[str, list[str]]) -> str:
+    return storage.publish(storage.join(results, HELD_OUT_FILE), json.dumps(fields, indent=2).encode())
+
+
+def read_held_out_fields(results: str) -> dict[str, list[str]]:
+    """The held-out fields the search scored, by condition, as it saved them."""
+    fs, root = storage.filesystem(results)
+    try:
+        with fs.open(f"{root}/{HELD_OUT_FILE}", "r") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{storage.join(results, HELD_OUT_FILE)} not found: was {results} written by a `vsearch run`?"
+        ) from None
 
 
 def best_trials(table: pd.DataFrame, mode: str) -> pd.DataFrame:

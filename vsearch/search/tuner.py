@@ -24,7 +24,7 @@ from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig
 from vsearch.evaluate.score import FIELD_LEVELS, LEVELS
 from vsearch.search.heldout import held_out_fields, score_held_out
-from vsearch.search.results import RUNS_FOLDER, write_trials
+from vsearch.search.results import RUNS_FOLDER, write_held_out_fields, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
 
@@ -38,10 +38,14 @@ EPOCH_METRICS_KEPT = ("val_score", "start_epoch", "node_id")
 class SearchPlan:
     space: SearchSpace
     resolved: ResolvedSpace
-    eval_field_ids: list[str]
+    eval_fields: dict[str, list[str]]  # held-out condition -> the fields every trial is scored on
     results: str
     study_storage: str
     roles: StainRoles
+
+    @property
+    def eval_field_ids(self) -> list[str]:
+        return [field_id for ids in self.eval_fields.values() for field_id in ids]
 
 
 def plan_search(space: SearchSpace, results: str | None = None) -> SearchPlan:
@@ -58,9 +62,13 @@ def plan_search(space: SearchSpace, results: str | None = None) -> SearchPlan:
     eval_ids = held_out_fields(
         dataset.manifest, resolved.held_out, space.objective.eval_fields_per_condition, space.seed
     )
+    condition_of_field = dict(zip(dataset.manifest.field_id, conditions_of(dataset.manifest), strict=True))
+    eval_fields: dict[str, list[str]] = {}
+    for field_id in eval_ids:
+        eval_fields.setdefault(condition_of_field[field_id], []).append(field_id)
     results = storage.absolute(results or space.results)
     study_storage = space.storage or default_study_storage(results)
-    return SearchPlan(space, resolved, eval_ids, results, study_storage, roles)
+    return SearchPlan(space, resolved, eval_fields, results, study_storage, roles)
 
 
 def default_study_storage(results: str) -> str:
@@ -307,6 +315,7 @@ def run_search(
     # save the experiment state at every step, so a killed search resumes without rerunning finished trials
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
     connect()
+    write_held_out_fields(plan.results, plan.eval_fields)  # the report shows these, not a recomputed choice
     grid = build_tuner(plan, callbacks, resume).fit()
     table = trials_table(grid, plan)
     where = write_trials(table, plan.results)
