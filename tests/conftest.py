@@ -14,6 +14,17 @@ from vsearch.cluster import connect
 from vsearch.data.synth import SynthSpec, synthesize
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ISL_SAMPLE = "isl_condition_b"
+
+
+def isl_sample() -> Path:
+    """The real ISL field in ``../shared/data``; a test that needs it fails with one line saying where it looked."""
+    folder = SHARED_DATA / ISL_SAMPLE
+    if not any(folder.glob("*.png")):
+        pytest.fail(f"this test needs the ISL sample at {folder} (../shared/data beside the repository)", pytrace=False)
+    return folder
+
+
 SMALL_SPEC = SynthSpec(plates=1, wells_per_condition=2, sites=1, size=96, bf_planes=2, seed=7)
 
 

@@ -9,6 +9,8 @@ from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig
 from vsearch.evaluate.score import LEVELS
 
+pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
+
 
 @pytest.fixture(scope="module")
 def calibration(small_screen):

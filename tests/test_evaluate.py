@@ -15,6 +15,8 @@ from vsearch.data.fields import FieldImages
 from vsearch.evaluate.field import EvaluationConfig
 from vsearch.evaluate.runner import evaluate_datasets
 
+pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
+
 LEVELS = ["pixel", "instance", "feature"]
 
 

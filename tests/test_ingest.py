@@ -9,19 +9,18 @@ import tifffile
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import isl_sample
 from vsearch.cli import app
 from vsearch.data.dataset import open_dataset
 from vsearch.data.ingest import LayoutError, ingest
 from vsearch.data.manifest import MANIFEST_FILE
 
-ISL = SHARED_DATA / "isl_condition_b"
 HEADER = ["plate", "well", "site", "cell_type", "phenotype", "channel", "path"]
 
 
 def isl_layout(path: Path) -> Path:
     rows = []
-    for file in sorted(ISL.glob("*.png")):
+    for file in sorted(isl_sample().glob("*.png")):
         meta = dict(part.split("-", 1) for part in file.stem.split(",") if "-" in part)
         channel = meta["channel"].removesuffix("_CONFOCAL")
         if channel == "PHASE_CONTRAST":
@@ -55,8 +54,8 @@ def test_isl_sample_tiles_into_16_fields_equal_to_source_crops(tmp_path):
     assert len(ds.manifest) == 16
     assert set(ds.manifest["height"]) == set(ds.manifest["width"]) == {256}
     assert ds.info.bf_planes == 13 and ds.info.stains == ["DAPI", "MAP2", "NFH"]
-    phase = [_png_pixels(next(ISL.glob(f"*z_depth-{z},*"))) for z in range(13)]
-    stains = {s: _png_pixels(next(ISL.glob(f"*channel-{s}_CONFOCAL*"))) for s in ("DAPI", "MAP2", "NFH")}
+    phase = [_png_pixels(next(isl_sample().glob(f"*z_depth-{z},*"))) for z in range(13)]
+    stains = {s: _png_pixels(next(isl_sample().glob(f"*channel-{s}_CONFOCAL*"))) for s in ("DAPI", "MAP2", "NFH")}
     by_id = ds.manifest.set_index("field_id")
     seen = set()
     for field in ds.iter_fields():

@@ -84,10 +84,6 @@ def test_empty_and_all_missed():
     assert disjoint.tp.sum() == 0 and np.isnan(disjoint.mean_matched_iou)
 
 
-def test_thresholds_are_half_to_095():
-    np.testing.assert_allclose(IOU_THRESHOLDS, [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95])
-
-
 def test_watershed_splits_touching_discs_and_cells_contain_their_nuclei():
     yy, xx = np.mgrid[0:60, 0:80]
     image = np.zeros((60, 80))

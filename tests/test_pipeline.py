@@ -19,6 +19,8 @@ from vsearch.data.pipeline import (
 from vsearch.data.splits import assign_splits
 from vsearch.train.loop import normalised_patches
 
+pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
+
 STAINS = ["nuclei", "cytoplasm", "dna_damage"]
 
 

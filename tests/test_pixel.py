@@ -7,7 +7,7 @@ from PIL import Image
 from scipy import ndimage, stats
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import isl_sample
 from vsearch.evaluate.pixel import mae, mse, pearson_r, pixel_metrics, psnr, ssim
 
 
@@ -37,9 +37,10 @@ def _random_pairs() -> tuple[np.ndarray, np.ndarray]:
 
 def _isl_pairs() -> tuple[np.ndarray, np.ndarray]:
     """Real crops: DAPI against a slightly defocused, rescaled copy, and two phase-contrast planes."""
-    dapi = np.array(Image.open(next((SHARED_DATA / "isl_condition_b").glob("*DAPI*")))).astype(np.float64) / 65535
-    z0 = np.array(Image.open(next((SHARED_DATA / "isl_condition_b").glob("*z_depth-0,*")))).astype(np.float64) / 65535
-    z6 = np.array(Image.open(next((SHARED_DATA / "isl_condition_b").glob("*z_depth-6,*")))).astype(np.float64) / 65535
+    folder = isl_sample()
+    dapi = np.array(Image.open(next(folder.glob("*DAPI*")))).astype(np.float64) / 65535
+    z0 = np.array(Image.open(next(folder.glob("*z_depth-0,*")))).astype(np.float64) / 65535
+    z6 = np.array(Image.open(next(folder.glob("*z_depth-6,*")))).astype(np.float64) / 65535
     crop = np.s_[300:428, 500:628]
     true = np.stack([dapi[crop], z0[crop]])
     pred = np.stack([0.9 * ndimage.gaussian_filter(dapi, 1.2)[crop], z6[crop]])

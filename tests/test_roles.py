@@ -20,6 +20,8 @@ from vsearch.data.manifest import MANIFEST_FILE
 from vsearch.search.space import SearchSpace
 from vsearch.search.tuner import plan_search, run_search
 
+pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
+
 RENAMED = {"nuclei": "DAPI", "cytoplasm": "FITC", "dna_damage": "Cy5"}
 ROLES = "nuclei=DAPI,cytoplasm=FITC,foci=Cy5"
 

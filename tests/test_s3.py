@@ -6,11 +6,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import SMALL_SPEC
 from tests.test_ingest import isl_layout
 from vsearch.data.dataset import open_dataset
 from vsearch.data.ingest import ingest
+
+pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
 
 VSEARCH = str(Path(sys.executable).parent / "vsearch")
 

@@ -27,6 +27,8 @@ from vsearch.report.pareto import pareto_front
 from vsearch.search.space import SearchSpace
 from vsearch.search.tuner import run_search
 
+pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
+
 VSEARCH = str(Path(sys.executable).parent / "vsearch")
 
 

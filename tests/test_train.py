@@ -23,6 +23,8 @@ from vsearch.search.tuner import max_concurrent
 from vsearch.train.loop import timed
 from vsearch.train.trainer import scaling_config, train
 
+pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
+
 VSEARCH = str(Path(sys.executable).parent / "vsearch")
 
 
