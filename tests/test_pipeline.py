@@ -10,13 +10,9 @@ from pydantic import ValidationError
 from vsearch.config import DataConfig
 from vsearch.data.dataset import open_dataset
 from vsearch.data.normalise import normalise_inputs, normalise_targets, target_ranges
-from vsearch.data.pipeline import (
-    augment_patches,
-    composition_counts,
-    sample_composition,
-    training_stream,
-)
+from vsearch.data.pipeline import augment_patches, training_stream
 from vsearch.data.splits import assign_splits
+from vsearch.search.composition import composition_counts, sample_composition
 from vsearch.train.loop import normalised_patches
 
 pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out

@@ -6,7 +6,8 @@ import yaml
 from typer.testing import CliRunner
 
 from vsearch.cli import app
-from vsearch.config import check_composition, load_yaml
+from vsearch.config import load_yaml
+from vsearch.search.composition import check_composition
 from vsearch.search.space import HeldOut, ResolvedSpace, SearchSpace
 from vsearch.search.tuner import TuneGridSampler
 

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-COMPOSITION_TOLERANCE = 1e-6
+from vsearch.search.composition import check_composition
 
 
 class Strict(BaseModel):
@@ -124,20 +124,6 @@ class TrainConfig(Strict):
         if not self.use_gpu:
             return {"CPU": self.cpus_per_worker}
         return {"CPU": self.cpus_per_worker, "GPU": self.gpus_per_worker or 1.0}
-
-
-def check_composition(composition: dict[str, float]) -> None:
-    """Weights are non-negative, keyed ``cell_type/phenotype``, and sum to 1 (± 1e-6)."""
-    if not composition:
-        raise ValueError("composition is empty: give at least one 'cell_type/phenotype: weight'")
-    for condition, weight in composition.items():
-        if condition.count("/") != 1:
-            raise ValueError(f"composition key {condition!r} is not 'cell_type/phenotype'")
-        if weight < 0:
-            raise ValueError(f"composition weight of {condition!r} is negative ({weight})")
-    total = sum(composition.values())
-    if abs(total - 1) > COMPOSITION_TOLERANCE:
-        raise ValueError(f"composition weights sum to {total:.9g}, not 1 (±{COMPOSITION_TOLERANCE:g})")
 
 
 def load_yaml(path: str | Path, model: type[BaseModel]) -> BaseModel:

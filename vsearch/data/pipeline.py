@@ -15,48 +15,13 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from vsearch.config import check_composition
 from vsearch.data.dataset import Dataset, open_dataset_cached
-from vsearch.data.manifest import conditions_of
 from vsearch.data.normalise import input_affine, normalise_inputs, normalise_targets, target_affine
 
 CHUNK_PATCHES = 64  # patches per block yielded by the training stream
 FIELDS_PER_TASK = 4  # fields read, decoded and cut into patches by one Ray Data task
 # uint16 pixels travel as int16 (raw − 32768, the same two bytes): torch supports int16 on every device
 PIXEL_SHIFT = 32768
-
-
-def composition_counts(composition: dict[str, float], budget: int) -> dict[str, int]:
-    """Fields per condition: ``budget × weight`` rounded by largest remainder, so the counts sum to ``budget``."""
-    check_composition(composition)
-    exact = {c: w * budget for c, w in composition.items()}
-    counts = {c: int(np.floor(v)) for c, v in exact.items()}
-    by_remainder = sorted(exact, key=lambda c: (exact[c] - counts[c], c), reverse=True)
-    for condition in by_remainder[: budget - sum(counts.values())]:
-        counts[condition] += 1
-    return counts
-
-
-def sample_composition(train: pd.DataFrame, composition: dict[str, float], budget: int, seed: int) -> pd.DataFrame:
-    """Draw ``budget`` training fields realising ``composition``: rows ``field_id, condition, copies``.
-
-    Within a condition fields are drawn without replacement while they last, then cycled again, so a small
-    condition is repeated evenly rather than at random."""
-    conditions = conditions_of(train)
-    known = sorted(set(conditions))
-    unknown = [c for c in composition if c not in known]
-    if unknown:
-        raise ValueError(f"composition names condition {unknown[0]!r}, which has no training fields; known: {known}")
-    rng = np.random.default_rng(seed)
-    rows = []
-    for condition, count in composition_counts(composition, budget).items():
-        if count == 0:
-            continue
-        ids = np.sort(train.field_id[conditions == condition].to_numpy())
-        order = np.concatenate([rng.permutation(ids) for _ in range(-(-count // len(ids)))])[:count]
-        picked, copies = np.unique(order, return_counts=True)
-        rows += [{"field_id": f, "condition": condition, "copies": int(k)} for f, k in zip(picked, copies, strict=True)]
-    return pd.DataFrame(rows, columns=["field_id", "condition", "copies"])
 
 
 def augment_patches(

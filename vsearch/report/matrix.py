@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from vsearch.search.space import SAMPLED
+from vsearch.search.composition import SAMPLED
 
 SCORE_PREFIX = "score/"
 

@@ -8,7 +8,6 @@ objective and trial count.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
@@ -16,9 +15,8 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator, model
 from vsearch.config import DataConfig, OptimConfig, Strict, TrainConfig, UNetConfig, model_config
 from vsearch.data.manifest import Role, condition_of
 from vsearch.evaluate.score import Level
+from vsearch.search.composition import SAMPLED, preset_choices, preset_weights, simplex_weights
 
-SAMPLED = "sampled"
-NON_TOXIC = "non_toxic"
 MODEL_KEYS = ("family", "depth", "base_width", "norm", "upsampling", "residual")
 
 
@@ -234,40 +232,15 @@ class ResolvedSpace:
         return {"composition": weights, "composition_preset": choice, **self._model(trial), **self._optim(trial)}
 
     def composition_choices(self) -> list[str]:
-        """Every preset mix as one categorical choice (``single:lung/non_toxic``, ``leave_one_type_out:breast``,
-        ``all_non_toxic``, ``all``), plus ``sampled`` for free weights, so the sampler compares them directly."""
         c = self.space.composition
-        types = sorted({k.split("/")[0] for k in self.trainable})
-        choices: list[str] = []
-        for preset in c.presets:
-            if preset == "single":
-                choices += [f"single:{k}" for k in self.trainable]
-            elif preset == "leave_one_type_out":
-                choices += [f"leave_one_type_out:{t}" for t in types] if len(types) > 1 else ["all"]
-            else:
-                choices.append(preset)
-        if c.sample_weights:
-            choices.append(SAMPLED)
-        return list(dict.fromkeys(choices))
+        return preset_choices(self.trainable, c.presets, c.sample_weights)
 
     def preset_weights(self, choice: str) -> dict[str, float]:
-        kind, _, argument = choice.partition(":")
-        if kind == "single":
-            return {argument: 1.0}
-        if kind == "all_non_toxic":
-            chosen = [k for k in self.trainable if k.split("/")[1] == NON_TOXIC] or self.trainable
-        elif kind == "leave_one_type_out":
-            chosen = [k for k in self.trainable if k.split("/")[0] != argument]
-        else:
-            chosen = self.trainable
-        return _normalise(dict.fromkeys(chosen, 1.0))
+        return preset_weights(choice, self.trainable)
 
     def _sampled_weights(self, trial: Any) -> dict[str, float]:
-        # normalised-exponential trick: E_i = -log(U_i) gives a flat Dirichlet on the simplex
-        exps = {k: -math.log(max(trial.suggest_float(f"u_{k}", 0.0, 1.0), 1e-12)) for k in self.trainable}
-        weights = {k: v / sum(exps.values()) for k, v in exps.items()}
-        kept = {k: w for k, w in weights.items() if w >= self.space.composition.min_weight}
-        return _normalise(kept or {max(weights, key=weights.get): 1.0})
+        uniforms = {k: trial.suggest_float(f"u_{k}", 0.0, 1.0) for k in self.trainable}
+        return simplex_weights(uniforms, self.space.composition.min_weight)
 
     def grid(self) -> dict[str, list]:
         """The search space of Optuna's ``GridSampler``: every parameter ``suggest`` asks for, enumerated;
@@ -362,8 +335,3 @@ def _enumerate(values: IntRange | list[int] | int) -> list[int]:
     if isinstance(values, IntRange):
         return list(range(values.low, values.high + 1))
     return values if isinstance(values, list) else [values]
-
-
-def _normalise(weights: dict[str, float]) -> dict[str, float]:
-    total = sum(weights.values())
-    return {k: v / total for k, v in sorted(weights.items())}

@@ -13,8 +13,9 @@ from vsearch.data import storage
 from vsearch.data.dataset import Dataset, open_dataset
 from vsearch.data.manifest import conditions_of
 from vsearch.data.normalise import target_ranges
-from vsearch.data.pipeline import sample_composition, training_stream, validation_set
+from vsearch.data.pipeline import training_stream, validation_set
 from vsearch.data.splits import assign_splits
+from vsearch.search.composition import sample_composition
 
 
 @dataclass
