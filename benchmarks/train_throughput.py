@@ -29,7 +29,7 @@ from vsearch.cluster import connect
 from vsearch.config import DataConfig, TrainConfig, UNetConfig
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.models.registry import build_model
-from vsearch.train.loop import normalised_patches, reconstruction_loss
+from vsearch.train.steps import normalised_patches, reconstruction_loss
 from vsearch.train.trainer import plan_training, train, training_patches
 
 # fmt: off

@@ -13,7 +13,7 @@ from vsearch.data.normalise import normalise_inputs, normalise_targets, target_r
 from vsearch.data.pipeline import augment_patches, training_stream
 from vsearch.data.splits import assign_splits
 from vsearch.search.composition import composition_counts, sample_composition
-from vsearch.train.loop import normalised_patches
+from vsearch.train.steps import normalised_patches
 
 pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
 

@@ -20,7 +20,7 @@ from vsearch.evaluate.field import EvaluationConfig
 from vsearch.search.heldout import held_out_fields, score_held_out
 from vsearch.search.space import SearchSpace
 from vsearch.search.tuner import max_concurrent
-from vsearch.train.loop import timed
+from vsearch.train.steps import timed
 from vsearch.train.trainer import scaling_config, train
 
 pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out

@@ -3,7 +3,7 @@
 Each field is decoded once per epoch and cut into ``copies × patches_per_field`` random patches (crops, flips,
 90° rotations), where ``copies`` is how often the composition drew it. Training patches travel as raw pixels
 with each patch's normalisation (``vsearch.data.normalise``) beside them, applied on the trainer's device by
-``vsearch.train.loop.normalised_patches``: the CPU copies two bytes a pixel, and the accelerator does the
+``vsearch.train.steps.normalised_patches``: the CPU copies two bytes a pixel, and the accelerator does the
 arithmetic.
 """
 

@@ -14,6 +14,10 @@ from typing import Any
 
 import optuna
 import pandas as pd
+import ray
+import ray.tune
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from vsearch.cluster import connect
@@ -83,10 +87,6 @@ def default_study_storage(results: str) -> str:
 
 def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
     """One Tune trial: train (epoch metrics go to Tune), then report the held-out scores."""
-    import ray
-    import ray.tune
-    from ray.tune.integration.ray_train import TuneReportCallback
-
     sampled = config["trial_config"]
     trial_id = ray.tune.get_context().get_trial_id()
     train_config = plan.resolved.train_config(
@@ -199,10 +199,6 @@ def planned_trials(plan: SearchPlan) -> int:
 
 
 def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = False):
-    import ray
-    import ray.tune
-    from ray.tune.schedulers import ASHAScheduler
-
     space = plan.space
     multi = space.objective.mode == "multi"
     metric, mode = (list(FIELD_LEVELS), ["max"] * len(FIELD_LEVELS)) if multi else ("objective", "max")
