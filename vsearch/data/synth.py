@@ -236,6 +236,170 @@ def _shape_rho(
     return np.hypot(u / a, v / b) / boundary
 
 
+# How a cell is drawn. Sizes vary log-normally around the type's means; a nucleus fills at most 70 % of its cell
+CELL_SIZE_SPREAD, NUCLEUS_SIZE_SPREAD, ELONGATION_SPREAD = 0.12, 0.10, 0.08
+MAX_NUCLEUS_FRACTION = 0.7
+ROUNDED_HEIGHT_GAIN = 0.8  # a fully rounded (toxic) cell stands 1.8 times as tall: it detaches and balls up
+CELL_HARMONICS, NUCLEUS_HARMONICS = (2, 3, 4), (3, 5)  # boundary modes: broad lobes for cells, finer for nuclei
+NUCLEUS_BASE_IRREGULARITY = 0.04  # even a healthy nucleus is not a perfect ellipse
+NUCLEUS_OFFSET_SPREAD = 0.12  # nuclei sit off-centre by about 12 % of the cytoplasm rim
+NUCLEUS_ELONGATION_SHARE = 0.5  # a nucleus is half as elongated as its cell
+NUCLEUS_DOME = 0.35  # the nucleus bulges the cell by 35 % of the cell's height
+NUCLEUS_PHASE = 0.6  # extra optical path of the denser nucleus (per unit cell height), seen in bright-field
+NUCLEUS_RIM_SIGNAL = 0.75  # DNA stain at the nuclear rim relative to its centre
+FOCI_ZONE = 0.8  # foci form inside the inner 80 % of the nucleus radius
+FOCUS_BRIGHTNESS = (0.7, 1.3)  # relative brightness range of single foci
+
+# How the stains look: multiplicative texture of unit-variance smooth noise, floored so signal never vanishes
+CHROMATIN_TEXTURE, FRAGMENTED_CHROMATIN_TEXTURE, CHROMATIN_GRAIN_PX = 0.18, 0.8, 1.2
+CYTOPLASM_TEXTURE, CYTOPLASM_GRAIN_PX = 0.25, 3.0
+TEXTURE_FLOOR = 0.2
+ROUNDED_CYTOPLASM_GAIN = 0.3  # the same cytoplasm in a smaller, rounder cell stains brighter per pixel
+CYTOPLASM_OVER_NUCLEUS = 0.55  # cytoplasm stain above and below the nucleus is thinner, hence dimmer
+DNA_DAMAGE_BACKGROUND = 0.06  # diffuse nuclear γH2AX signal, as a fraction of the stain's peak
+FOCUS_SIGMA_PX = 0.6  # a focus is a diffraction-limited spot before the PSF
+
+# How bright-field forms: Beer–Lambert absorption of the cell's thickness, and a defocus halo from the phase's
+# Laplacian that flips sign across focus; each plane is blurred more the further it is from focus
+BF_ABSORPTION = 0.015
+BF_HALO = 0.03
+PHASE_BLUR_PX, PHASE_BLUR_PER_PLANE = 1.0, 0.4
+PLANE_BLUR_PX, PLANE_BLUR_PER_PLANE = 0.5, 0.5
+
+
+@dataclass
+class CellMaps:
+    """Per-pixel maps of a field's cells, from which stains and bright-field are imaged."""
+
+    cells: np.ndarray  # int32 cell labels (each cell's nucleus included)
+    nuclei: np.ndarray  # int32 nucleus labels, the same label as the cell
+    height: np.ndarray  # cell thickness
+    phase: np.ndarray  # extra optical path of the nuclei
+    nucleus_signal: np.ndarray  # DNA stain density, 0 outside nuclei
+    foci: np.ndarray  # DNA-damage foci, one impulse each
+    rho: np.ndarray  # normalised distance to the nearest cell centre (< 1 inside a cell), for overlaps
+
+    @classmethod
+    def empty(cls, size: int) -> CellMaps:
+        zeros = np.zeros((size, size))
+        return cls(
+            np.zeros((size, size), np.int32), np.zeros((size, size), np.int32), zeros.copy(), zeros.copy(),
+            zeros.copy(), zeros.copy(), np.full((size, size), np.inf),
+        )  # fmt: skip
+
+
+def _harmonics(rng: np.random.Generator, modes: tuple[int, ...], amplitude: Callable[[], float]) -> np.ndarray:
+    return np.array([(k, amplitude(), rng.uniform(0, 2 * np.pi)) for k in modes])
+
+
+def _draw_cell(
+    rng: np.random.Generator,
+    maps: CellMaps,
+    label: int,
+    centre: np.ndarray,
+    radius: float,
+    nucleus_radius: float,
+    cell_type: CellType,
+    phenotype: Phenotype,
+) -> None:
+    """Adds one cell (body, nucleus and its foci) to ``maps``; a cell drawn later does not cover an earlier one."""
+    size = len(maps.cells)
+    cy, cx = centre
+    elongation = (1 + (cell_type.elongation - 1) * (1 - phenotype.rounding)) * rng.lognormal(0, ELONGATION_SPREAD)
+    cell_height = cell_type.thickness * (1 + ROUNDED_HEIGHT_GAIN * phenotype.rounding)
+    angle = rng.uniform(0, np.pi)
+    cell_harmonics = _harmonics(rng, CELL_HARMONICS, lambda: cell_type.irregularity * rng.uniform(0.3, 1))
+    nucleus_harmonics = _harmonics(
+        rng, NUCLEUS_HARMONICS, lambda: NUCLEUS_BASE_IRREGULARITY + phenotype.fragmentation * rng.uniform(0.5, 1)
+    )
+    half = int(np.ceil(radius * np.sqrt(elongation) * (1 + 3 * cell_type.irregularity))) + 2  # holds the lobes
+    y0, y1 = max(0, int(cy) - half), min(size, int(cy) + half + 1)
+    x0, x1 = max(0, int(cx) - half), min(size, int(cx) + half + 1)
+    dy, dx = np.mgrid[y0:y1, x0:x1]
+    dy, dx = dy - cy, dx - cx
+    box = (slice(y0, y1), slice(x0, x1))
+
+    rho = _shape_rho(dy, dx, radius, elongation, angle, cell_harmonics)
+    mine = (rho < 1) & (rho < maps.rho[box])
+    maps.rho[box][mine] = rho[mine]
+    maps.cells[box][mine] = label
+    body = np.where(rho < 1, cell_height * np.sqrt(np.clip(1 - rho**2, 0, 1)), 0)  # a dome
+    maps.height[box] = np.maximum(maps.height[box], body)
+
+    offset = rng.normal(0, NUCLEUS_OFFSET_SPREAD * (radius - nucleus_radius), 2)
+    nucleus_elongation = 1 + (elongation - 1) * NUCLEUS_ELONGATION_SHARE
+    rho_n = _shape_rho(dy - offset[0], dx - offset[1], nucleus_radius, nucleus_elongation, angle, nucleus_harmonics)
+    inside = rho_n < 1
+    maps.nuclei[box][inside] = label
+    dome = np.sqrt(np.clip(1 - rho_n**2, 0, 1))
+    maps.height[box] += NUCLEUS_DOME * cell_height * dome
+    maps.phase[box] += np.where(inside, NUCLEUS_PHASE * cell_height * dome, 0)
+    signal = np.where(inside, NUCLEUS_RIM_SIGNAL + (1 - NUCLEUS_RIM_SIGNAL) * dome, 0)
+    maps.nucleus_signal[box] = np.maximum(maps.nucleus_signal[box], signal)
+    spots = _place_foci(rng, np.argwhere(inside & (rho_n < FOCI_ZONE)), rng.poisson(phenotype.foci_per_nucleus))
+    if len(spots):
+        np.add.at(maps.foci, (spots[:, 0] + y0, spots[:, 1] + x0), rng.uniform(*FOCUS_BRIGHTNESS, len(spots)))
+
+
+def draw_cells(rng: np.random.Generator, size: int, cell_type: CellType, phenotype: Phenotype) -> CellMaps:
+    """A field's cells: how many (Poisson on the density), how large, where, then each drawn."""
+    n = rng.poisson(cell_type.density * phenotype.density_scale * size * size / 1e4)
+    radii = cell_type.cell_radius * phenotype.cell_scale * rng.lognormal(0, CELL_SIZE_SPREAD, max(n, 1))
+    nucleus_radii = np.minimum(
+        cell_type.nucleus_radius * phenotype.nucleus_scale * rng.lognormal(0, NUCLEUS_SIZE_SPREAD, max(n, 1)),
+        MAX_NUCLEUS_FRACTION * radii,
+    )
+    centres = _place_cells(rng, n, size, radii, nucleus_radii, cell_type.clustering)
+    maps = CellMaps.empty(size)
+    for i, centre in enumerate(centres):
+        _draw_cell(rng, maps, i + 1, centre, radii[i], nucleus_radii[i], cell_type, phenotype)
+    maps.cells[maps.nuclei > 0] = maps.nuclei[maps.nuclei > 0]
+    return maps
+
+
+def image_stains(rng: np.random.Generator, maps: CellMaps, phenotype: Phenotype) -> dict[str, np.ndarray]:
+    """The three stains as a camera records them (PSF blur, Poisson-Gaussian noise), uint16."""
+    size = len(maps.cells)
+    cell_mask, nucleus_mask = maps.cells > 0, maps.nuclei > 0
+    texture = FRAGMENTED_CHROMATIN_TEXTURE * phenotype.fragmentation + CHROMATIN_TEXTURE
+    chromatin = 1 + texture * _smooth_noise(rng, (size, size), CHROMATIN_GRAIN_PX)
+    nuclei = (
+        STAIN_PEAK["nuclei"] * phenotype.condensation * maps.nucleus_signal * np.clip(chromatin, TEXTURE_FLOOR, None)
+    )
+    cytoplasm_texture = 1 + CYTOPLASM_TEXTURE * _smooth_noise(rng, (size, size), CYTOPLASM_GRAIN_PX)
+    cytoplasm = (
+        STAIN_PEAK["cytoplasm"]
+        * (1 + ROUNDED_CYTOPLASM_GAIN * phenotype.rounding)
+        * cell_mask
+        * np.where(nucleus_mask, CYTOPLASM_OVER_NUCLEUS, 1.0)
+        * np.clip(cytoplasm_texture, TEXTURE_FLOOR, None)
+    )
+    # each focus keeps FOCI_PEAK at its centre: the Gaussian's area restores the impulse's height
+    foci = FOCI_PEAK * ndimage.gaussian_filter(maps.foci, FOCUS_SIGMA_PX) * 2 * np.pi * FOCUS_SIGMA_PX**2
+    damage = STAIN_PEAK["dna_damage"] * DNA_DAMAGE_BACKGROUND * nucleus_mask + foci
+    return {
+        name: _camera(rng, ndimage.gaussian_filter(image, PSF_SIGMA))
+        for name, image in (("nuclei", nuclei), ("cytoplasm", cytoplasm), ("dna_damage", damage))
+    }
+
+
+def image_bright_field(
+    rng: np.random.Generator, maps: CellMaps, cell_type: CellType, bf_planes: int, illumination: np.ndarray
+) -> np.ndarray:
+    """The bright-field z-stack ``[Z,H,W]`` uint16, the focal plane in the middle."""
+    size = len(maps.cells)
+    bf = np.empty((bf_planes, size, size), np.uint16)
+    absorption = np.exp(-BF_ABSORPTION * cell_type.bf_contrast * maps.height)
+    phase = maps.phase + maps.height
+    for z in range(bf_planes):
+        defocus = 1.0 + (z - (bf_planes - 1) / 2)
+        blurred = ndimage.gaussian_filter(phase, PHASE_BLUR_PX + PHASE_BLUR_PER_PLANE * abs(defocus))
+        halo = BF_HALO * cell_type.bf_contrast * defocus * ndimage.laplace(blurred)
+        plane = ndimage.gaussian_filter(absorption - halo, PLANE_BLUR_PX + PLANE_BLUR_PER_PLANE * abs(defocus))
+        bf[z] = _camera(rng, BF_LEVEL * illumination * plane)
+    return bf
+
+
 def synth_field(
     rng: np.random.Generator,
     size: int,
@@ -245,89 +409,10 @@ def synth_field(
     illumination: np.ndarray,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """One field: bright-field ``[Z,H,W]``, stains and labels, all uint16 / int32."""
-    n = rng.poisson(cell_type.density * phenotype.density_scale * size * size / 1e4)
-    radii = cell_type.cell_radius * phenotype.cell_scale * rng.lognormal(0, 0.12, max(n, 1))
-    nuc = np.minimum(
-        cell_type.nucleus_radius * phenotype.nucleus_scale * rng.lognormal(0, 0.10, max(n, 1)), 0.7 * radii
-    )
-    centres = _place_cells(rng, n, size, radii, nuc, cell_type.clustering)
-
-    cell_rho = np.full((size, size), np.inf)
-    cells = np.zeros((size, size), np.int32)
-    nuclei = np.zeros((size, size), np.int32)
-    height = np.zeros((size, size))
-    phase = np.zeros((size, size))
-    nucleus_signal = np.zeros((size, size))
-    foci = np.zeros((size, size))
-    elongation = 1 + (cell_type.elongation - 1) * (1 - phenotype.rounding)
-    cell_height = cell_type.thickness * (1 + 0.8 * phenotype.rounding)
-    for i, (cy, cx) in enumerate(centres):
-        label = i + 1
-        r, rn = radii[i], nuc[i]
-        e = elongation * rng.lognormal(0, 0.08)
-        angle = rng.uniform(0, np.pi)
-        cell_harm = np.array(
-            [(k, cell_type.irregularity * rng.uniform(0.3, 1), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4)]
-        )
-        nuc_harm = np.array(
-            [(k, 0.04 + phenotype.fragmentation * rng.uniform(0.5, 1), rng.uniform(0, 2 * np.pi)) for k in (3, 5)]
-        )
-        half = int(np.ceil(r * np.sqrt(e) * (1 + 3 * cell_type.irregularity))) + 2
-        y0, y1 = max(0, int(cy) - half), min(size, int(cy) + half + 1)
-        x0, x1 = max(0, int(cx) - half), min(size, int(cx) + half + 1)
-        dy, dx = np.mgrid[y0:y1, x0:x1]
-        dy, dx = dy - cy, dx - cx
-        rho = _shape_rho(dy, dx, r, e, angle, cell_harm)
-        box = (slice(y0, y1), slice(x0, x1))
-        mine = (rho < 1) & (rho < cell_rho[box])
-        cell_rho[box][mine] = rho[mine]
-        cells[box][mine] = label
-        height[box] = np.maximum(height[box], np.where(rho < 1, cell_height * np.sqrt(np.clip(1 - rho**2, 0, 1)), 0))
-        offset = rng.normal(0, 0.12 * (r - rn), 2)
-        rho_n = _shape_rho(dy - offset[0], dx - offset[1], rn, 1 + (e - 1) * 0.5, angle, nuc_harm)
-        inside = rho_n < 1
-        nuclei[box][inside] = label
-        dome = np.sqrt(np.clip(1 - rho_n**2, 0, 1))
-        height[box] += 0.35 * cell_height * dome
-        phase[box] += np.where(inside, 0.6 * cell_height * dome, 0)
-        nucleus_signal[box] = np.maximum(nucleus_signal[box], np.where(inside, 0.75 + 0.25 * dome, 0))
-        spots = _place_foci(rng, np.argwhere(inside & (rho_n < 0.8)), rng.poisson(phenotype.foci_per_nucleus))
-        if len(spots):
-            np.add.at(foci, (spots[:, 0] + y0, spots[:, 1] + x0), rng.uniform(0.7, 1.3, len(spots)))
-    cells[nuclei > 0] = nuclei[nuclei > 0]
-    cell_mask = cells > 0
-    nucleus_mask = nuclei > 0
-
-    chromatin = 1 + (0.18 + 0.8 * phenotype.fragmentation) * _smooth_noise(rng, (size, size), 1.2)
-    nuclei_img = STAIN_PEAK["nuclei"] * phenotype.condensation * nucleus_signal * np.clip(chromatin, 0.2, None)
-    cyto_texture = 1 + 0.25 * _smooth_noise(rng, (size, size), 3.0)
-    cyto_img = (
-        STAIN_PEAK["cytoplasm"]
-        * (1 + 0.3 * phenotype.rounding)
-        * cell_mask
-        * np.where(nucleus_mask, 0.55, 1.0)
-        * np.clip(cyto_texture, 0.2, None)
-    )
-    foci_sigma = 0.6
-    damage_img = (
-        STAIN_PEAK["dna_damage"] * (0.06 * nucleus_mask)
-        + FOCI_PEAK * ndimage.gaussian_filter(foci, foci_sigma) * 2 * np.pi * foci_sigma**2
-    )
-    stains = {
-        name: _camera(rng, ndimage.gaussian_filter(img, PSF_SIGMA))
-        for name, img in (("nuclei", nuclei_img), ("cytoplasm", cyto_img), ("dna_damage", damage_img))
-    }
-
-    bf = np.empty((bf_planes, size, size), np.uint16)
-    absorption = np.exp(-0.015 * cell_type.bf_contrast * height)
-    phase += height
-    for z in range(bf_planes):
-        defocus = 1.0 + (z - (bf_planes - 1) / 2)
-        blurred = ndimage.gaussian_filter(phase, 1.0 + 0.4 * abs(defocus))
-        halo = 0.03 * cell_type.bf_contrast * defocus * ndimage.laplace(blurred)
-        plane = ndimage.gaussian_filter(absorption - halo, 0.5 + 0.5 * abs(defocus))
-        bf[z] = _camera(rng, BF_LEVEL * illumination * plane)
-    return bf, stains, {"nuclei": nuclei, "cells": cells}
+    maps = draw_cells(rng, size, cell_type, phenotype)
+    stains = image_stains(rng, maps, phenotype)
+    bf = image_bright_field(rng, maps, cell_type, bf_planes, illumination)
+    return bf, stains, {"nuclei": maps.nuclei, "cells": maps.cells}
 
 
 def _camera(rng: np.random.Generator, signal: np.ndarray) -> np.ndarray:
