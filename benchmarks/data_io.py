@@ -104,9 +104,9 @@ def child_peak_rss_mib(code: str) -> tuple[str, float]:
 def big_field_ingest(fields: int, size: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         layout, pixel_bytes = write_big_fields(Path(tmp), fields, size)
-        _, import_rss = child_peak_rss_mib("import vsearch.data.ingest")
+        _, import_rss = child_peak_rss_mib("import vsearch.data.layout")
         printed, peak_rss = child_peak_rss_mib(
-            "import time\nfrom vsearch.data.ingest import ingest\nstart = time.perf_counter()\n"
+            "import time\nfrom vsearch.data.layout import ingest\nstart = time.perf_counter()\n"
             f"ingest({str(layout)!r}, {tmp + '/ds'!r})\nprint(time.perf_counter() - start)"
         )
         seconds = float(printed)

@@ -23,14 +23,14 @@ from vsearch.config import DataConfig, OptimConfig, TrainConfig, UNetConfig
 from vsearch.data.dataset import open_dataset
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.evaluate.pixel import normalise_pair, pearson_r, ssim
-from vsearch.train.predict import predict
+from vsearch.train.prediction import predict
 from vsearch.train.trainer import plan_training, train
 
 
 def scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     t, p = normalise_pair(truth, pred)
     r = float(np.nan_to_num(pearson_r(t, p), nan=0.0))
-    return {"r": r, "ssim": float(ssim(t, p, 1.0)), "nmae": float(np.abs(t - p).mean())}
+    return {"r": r, "ssim": float(ssim(t, p, data_range=1.0)), "nmae": float(np.abs(t - p).mean())}
 
 
 def main() -> None:

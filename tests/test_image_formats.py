@@ -9,7 +9,7 @@ import tifffile
 
 from tests.test_ingest import HEADER, write_layout
 from vsearch.data.dataset import open_dataset
-from vsearch.data.ingest import LayoutError, ingest
+from vsearch.data.layout import LayoutError, ingest
 from vsearch.data.leak import leaked_planes
 from vsearch.data.manifest import MANIFEST_FILE
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tests.conftest import isl_sample
 from vsearch.cli import app
 from vsearch.data.dataset import open_dataset
-from vsearch.data.ingest import LayoutError, ingest
+from vsearch.data.layout import LayoutError, ingest
 from vsearch.data.manifest import MANIFEST_FILE
 
 HEADER = ["plate", "well", "site", "cell_type", "phenotype", "channel", "path"]

@@ -163,7 +163,7 @@ def test_random_pairs_agree_with_an_independent_maximum_matching():
     for _ in range(50):  # at the thresholds below 0.5, a real object often has two candidates
         true, pred = _random_pair(rng)
         iou = _iou_by_masks(true, pred)
-        result = match(true, pred, thresholds)
+        result = match(true, pred, thresholds=thresholds)
         expected = [_maximum_matching_size(iou, t) for t in thresholds]
         assert list(result.tp) == expected
         np.testing.assert_array_equal(result.fn, iou.shape[0] - np.array(expected))

@@ -58,7 +58,9 @@ def test_pixel_metrics_match_skimage_and_scipy(pairs, kind):
         dtype = torch.float32 if kind == "torch32" else torch.float64
         got = {
             k: v.numpy()
-            for k, v in pixel_metrics(torch.tensor(true, dtype=dtype), torch.tensor(pred, dtype=dtype), 1.0).items()
+            for k, v in pixel_metrics(
+                torch.tensor(true, dtype=dtype), torch.tensor(pred, dtype=dtype), data_range=1.0
+            ).items()
         }
     for name in expected:
         scale = max(1.0, float(np.abs(expected[name]).max())) if name == "psnr" else 1.0
@@ -68,19 +70,19 @@ def test_pixel_metrics_match_skimage_and_scipy(pairs, kind):
 def test_batched_leading_axes_and_data_range():
     true, pred = _random_pairs()
     true4, pred4 = true.reshape(2, 2, 70, 90), pred.reshape(2, 2, 70, 90)
-    assert ssim(true4, pred4, 1.0).shape == (2, 2)
-    np.testing.assert_allclose(ssim(true4, pred4, 1.0).ravel(), ssim(true, pred, 1.0))
+    assert ssim(true4, pred4, data_range=1.0).shape == (2, 2)
+    np.testing.assert_allclose(ssim(true4, pred4, data_range=1.0).ravel(), ssim(true, pred, data_range=1.0))
     ref = structural_similarity(
         true[0] * 1000, pred[0] * 1000, data_range=1000, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
     )
-    assert ssim(true[:1] * 1000, pred[:1] * 1000, 1000)[0] == pytest.approx(ref, abs=1e-6)
+    assert ssim(true[:1] * 1000, pred[:1] * 1000, data_range=1000)[0] == pytest.approx(ref, abs=1e-6)
 
 
 def test_identical_images_are_perfect():
     true, _ = _random_pairs()
     assert np.all(mae(true, true) == 0) and np.all(mse(true, true) == 0)
-    assert np.all(np.isinf(psnr(true, true, 1.0)))
-    np.testing.assert_allclose(ssim(true, true, 1.0), 1.0)
+    assert np.all(np.isinf(psnr(true, true, data_range=1.0)))
+    np.testing.assert_allclose(ssim(true, true, data_range=1.0), 1.0)
     np.testing.assert_allclose(pearson_r(true, true), 1.0)
 
 
@@ -88,4 +90,4 @@ def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match=r"differ in shape: \(2, 32, 32\) vs \(2, 32, 31\)"):
         mae(np.zeros((2, 32, 32)), np.zeros((2, 32, 31)))
     with pytest.raises(ValueError, match="smaller than the 11-pixel SSIM window"):
-        ssim(np.zeros((8, 8)), np.zeros((8, 8)), 1.0)
+        ssim(np.zeros((8, 8)), np.zeros((8, 8)), data_range=1.0)

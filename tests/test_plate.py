@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from vsearch.cli import app
 from vsearch.data import storage
 from vsearch.data.dataset import open_dataset
-from vsearch.data.ingest import LayoutError
+from vsearch.data.layout import LayoutError
 from vsearch.data.manifest import MANIFEST_FILE
 from vsearch.data.plate import ingest_plates, parse_channels, well_name
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from vsearch.data.fields import FieldImages
-from vsearch.train.predict import predict_fields
+from vsearch.train.prediction import predict_fields
 
 STAINS = ["nuclei", "cytoplasm"]
 

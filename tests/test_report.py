@@ -12,8 +12,12 @@ from typer.testing import CliRunner
 
 from vsearch.cli import app
 from vsearch.data import storage
+from vsearch.data.fields import FieldImages
+from vsearch.report.examples import example_panels
 from vsearch.report.matrix import generalisation_matrix
 from vsearch.report.pareto import pareto_front
+from vsearch.report.plots import MEAN_OF_STAINS, composition_points, matrix_panels, pareto_points
+from vsearch.search.examples import make_example, read_examples, write_examples
 from vsearch.search.results import write_trials
 
 NAN = float("nan")
@@ -104,8 +108,8 @@ def test_report_is_one_self_contained_page_and_replaces_an_earlier_one_whole(tri
     assert str(results / "report.html") in run.output
     assert "<script src=" not in page and "plotly.js" in page.lower()  # plotly.js inlined, no network needed
     assert plotly_divs(page) == 4  # pixel and instance matrices, the Pareto front, the composition response
-    # no checkpoints in this folder: the example predictions are left out, and the page says why
-    assert f"No example predictions: {results / 'runs' / 'trial_t-lung'} holds no vsearch checkpoint" in page
+    # the best trial saved no examples here: they are left out, and the page says why
+    assert f"No example predictions: {results / 'examples' / 'trial_t-lung'} holds no example predictions" in page
     best_table = page[page.index("<h2>Best trials</h2>") : page.index("<h2>Generalisation")]
     assert best_table.index("t-lung") < best_table.index("t-mix") and "t-failed" not in best_table
     assert sorted(p.name for p in results.iterdir()) == ["report.html", "trials.parquet"]
@@ -130,3 +134,79 @@ def test_report_reads_and_writes_s3(trials, s3_bucket, tmp_path):
     fs, path = storage.filesystem(f"{results}/report.html")
     page = fs.cat_file(path).decode()
     assert page.startswith("<!DOCTYPE html>") and plotly_divs(page) == 4
+
+
+def test_matrix_panels_are_the_mean_then_each_stain(trials):
+    panels = matrix_panels(trials, "pixel")
+    assert list(panels) == [MEAN_OF_STAINS, "nuclei", "cytoplasm"]
+    np.testing.assert_allclose(panels["nuclei"].to_numpy(), [[0.9, 0.1], [0.8, 0.2]])  # t-lung, t-mix rows
+    np.testing.assert_allclose(panels[MEAN_OF_STAINS].to_numpy(), [[0.8, 0.2], [0.7, 0.2]])
+
+
+def test_pareto_points_mark_the_trials_no_other_dominates(trials):
+    points = pareto_points(trials)
+    assert points.label.str.split(" · ").str[0].tolist() == ["t-lung", "t-mix"]
+    assert points.on_front.tolist() == [True, True]  # t-lung wins instance, t-mix pixel
+    worse = trials.assign(pixel=trials.pixel.where(trials.trial_id != "t-mix", 0.3))
+    assert pareto_points(worse).on_front.tolist() == [True, False]  # (0.3, 0.2, 0.1) < (0.4, 0.3, 0.1)
+
+
+def test_composition_points_pair_each_weight_with_the_trials_composite(trials):
+    points = composition_points(trials)
+    got = {(label.split(" · ")[0], c): (w, s) for label, c, w, s in points.itertuples(index=False)}
+    assert got == {
+        ("t-lung", "lung/non_toxic"): (1.0, 0.55), ("t-mix", "lung/non_toxic"): (0.75, 0.40),
+        ("t-lung", "breast/non_toxic"): (0.0, 0.55), ("t-mix", "breast/non_toxic"): (0.25, 0.40),
+    }  # fmt: skip
+
+
+def synthetic_field(field_id: str, size: int, offset: int = 0) -> FieldImages:
+    ramp = np.add.outer(np.arange(size), np.arange(size)).astype(np.uint16) * 10
+    return FieldImages(
+        field_id, np.stack([ramp, ramp + 5]), {"nuclei": ramp + offset, "cytoplasm": ramp[::-1] + offset}
+    )
+
+
+def test_examples_are_display_scaled_centre_crops_that_survive_a_round_trip(tmp_path):
+    truth = synthetic_field("f1", 300)
+    perfect = make_example(truth, synthetic_field("f1", 300), "lung/toxic")
+    assert perfect.bright_field.shape == perfect.real["nuclei"].shape == (256, 256)
+    assert np.all(perfect.error("nuclei") == 0) and np.all(perfect.error("cytoplasm") == 0)
+    # the crop is the field's centre: the ramp's value at the crop's top-left is (22 + 22) * 10
+    ramp = np.add.outer(np.arange(300), np.arange(300)) * 10.0
+    low, high = np.percentile(ramp, [0.5, 99.5])
+    np.testing.assert_allclose(perfect.real["nuclei"][0, 0], (440 - low) / (high - low))
+    brighter = make_example(truth, synthetic_field("f1", 300, offset=2000), "lung/toxic")
+    assert brighter.error("nuclei").mean() > 0.3  # too bright stays too bright on the real image's scale
+
+    small = make_example(synthetic_field("f2", 96), synthetic_field("f2", 96), "breast/toxic")
+    write_examples(str(tmp_path), "t1", [perfect, small])
+    back = read_examples(str(tmp_path), "t1")
+    assert [(e.condition, e.field_id) for e in back] == [("breast/toxic", "f2"), ("lung/toxic", "f1")]
+    assert back[0].real["nuclei"].shape == (96, 96)
+    for saved, read in zip([small, perfect], back, strict=True):
+        for stain in ("nuclei", "cytoplasm"):
+            np.testing.assert_allclose(read.real[stain], saved.real[stain], atol=0.5 / 255 + 1e-6)
+        np.testing.assert_allclose(read.bright_field, saved.bright_field, atol=0.5 / 255 + 1e-6)
+    columns, rows, images = example_panels(back)
+    assert columns == [
+        "bright-field",
+        *(f"{s} {k}" for s in ("nuclei", "cytoplasm") for k in ("real", "predicted", "|error|")),
+    ]
+    assert rows == ["breast/toxic<br>f2", "lung/toxic<br>f1"]
+    assert [len(r) for r in images] == [7, 7] and all(i.dtype == np.uint8 for r in images for i in r)
+    with pytest.raises(FileNotFoundError, match="trial_t2 holds no example predictions"):
+        read_examples(str(tmp_path), "t2")
+
+
+def test_report_draws_the_best_trials_saved_examples(trials, tmp_path):
+    results = tmp_path / "results"
+    write_trials(trials, str(results))
+    write_examples(
+        str(results), "t-lung", [make_example(synthetic_field("f1", 64), synthetic_field("f1", 64), "lung/toxic")]
+    )
+    run = CliRunner().invoke(app, ["report", str(results)])
+    assert run.exit_code == 0, run.output
+    page = (results / "report.html").read_text()
+    assert plotly_divs(page) == 5 and "No example predictions" not in page
+    assert r"lung\u002ftoxic\u003cbr\u003ef1" in page  # the row title, as plotly's JSON escapes it

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import SMALL_SPEC
 from tests.test_ingest import isl_layout
 from vsearch.data.dataset import open_dataset
-from vsearch.data.ingest import ingest
+from vsearch.data.layout import ingest
 
 pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
 

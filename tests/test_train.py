@@ -1,4 +1,4 @@
-"""Training end to end: resume after SIGKILL, and train → predict → evaluate from the CLI, locally and on S3."""
+"""Training end to end: resume after SIGKILL then predict and evaluate, and train → predict → evaluate on S3."""
 
 import json
 import os
@@ -17,9 +17,10 @@ from tests.processes import kill_session
 from vsearch.config import DataConfig, TrainConfig, UNetConfig
 from vsearch.data.dataset import open_dataset
 from vsearch.evaluate.field import EvaluationConfig
-from vsearch.search.heldout import held_out_fields, score_held_out
+from vsearch.search.heldout import held_out_fields, score_model
 from vsearch.search.space import SearchSpace
 from vsearch.search.tuner import max_concurrent
+from vsearch.train.checkpoint import load_model
 from vsearch.train.steps import timed
 from vsearch.train.trainer import scaling_config, train
 
@@ -64,7 +65,7 @@ def committed_epoch(run_dir: Path) -> int | None:
     return latest["metrics"]["epoch"] if latest else None
 
 
-def test_sigkilled_training_resumes_from_last_checkpoint(small_screen, tmp_path):
+def test_sigkilled_training_resumes_from_last_checkpoint_then_predicts_and_evaluates(small_screen, tmp_path):
     config = write_config(tmp_path / "train.yaml", small_screen, str(tmp_path / "runs"), epochs=40)
     driver = subprocess.Popen(
         [VSEARCH, "train", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -80,17 +81,14 @@ def test_sigkilled_training_resumes_from_last_checkpoint(small_screen, tmp_path)
     assert killed_at is not None and 1 <= killed_at < 39
 
     write_config(config, small_screen, str(tmp_path / "runs"), epochs=killed_at + 3)
-    result = run_cli("train", str(config))
-    match = re.search(r"epochs (\d+)–(\d+) of this run", result.stdout)
-    assert match, result.stdout
+    resumed = run_cli("train", str(config))
+    assert "val_r_nuclei" in resumed.stdout and "checkpoint:" in resumed.stdout
+    match = re.search(r"epochs (\d+)–(\d+) of this run", resumed.stdout)
+    assert match, resumed.stdout
     assert (int(match.group(1)), int(match.group(2))) == (killed_at + 1, killed_at + 2)
 
-
-def test_cli_train_predict_evaluate_locally(small_screen, tmp_path):
-    config = write_config(tmp_path / "train.yaml", small_screen, str(tmp_path / "runs"), epochs=1)
-    trained = run_cli("train", str(config))
-    assert "val_r_nuclei" in trained.stdout and "checkpoint:" in trained.stdout
-    run_cli("predict", str(tmp_path / "runs" / "run"), "--data", small_screen, "--out", str(tmp_path / "pred"))
+    # the resumed run's model predicts every field of the screen, and the prediction is scored at every level
+    run_cli("predict", str(run_dir), "--data", small_screen, "--out", str(tmp_path / "pred"))
     pred, truth = open_dataset(str(tmp_path / "pred")), open_dataset(small_screen)
     assert list(pred.manifest.field_id) == list(truth.manifest.field_id)
     field = pred.read(truth.manifest.field_id[0])
@@ -169,8 +167,10 @@ def test_worker_holds_the_cpus_it_was_given_and_a_rerun_scores_the_same(small_sc
     fields = held_out_fields(dataset.manifest, ["breast/toxic", "lung/toxic"], per_condition=2, seed=0)
     config = EvaluationConfig(stains=("nuclei", "cytoplasm", "dna_damage"))
     weights = {"pixel": 1.0, "instance": 1.0, "feature": 1.0}
-    first_scores, _ = score_held_out(first.checkpoint.path, dataset, fields, config, weights)
-    rerun_scores, _ = score_held_out(rerun.checkpoint.path, dataset, fields, config, weights)
+    first_scores, rerun_scores = (
+        score_model(*load_model(Path(run.checkpoint.path)), dataset, fields, config, weights).scores
+        for run in (first, rerun)
+    )
     assert first_scores.keys() == rerun_scores.keys()
     for key, value in first_scores.items():
         assert rerun_scores[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key

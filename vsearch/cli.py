@@ -107,7 +107,7 @@ def ingest(
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset already at --out.")] = False,
 ) -> None:
     """Ingest PNG / TIFF / OME-TIFF images named by a layout CSV, or OME-Zarr HCS plates."""
-    from vsearch.data.ingest import ingest as ingest_layout
+    from vsearch.data.layout import ingest as ingest_layout
     from vsearch.data.manifest import parse_roles
     from vsearch.data.plate import ingest_plates, parse_channels
 
@@ -172,7 +172,7 @@ def _stains_with_roles(stains: list[str], roles: dict[str, str]) -> str:
 def describe(uri: Annotated[str, typer.Argument(help="Dataset folder or s3:// prefix.")]) -> None:
     """Show fields per condition, plates, controls, stains, image size and bytes."""
     from vsearch.data.dataset import open_dataset
-    from vsearch.data.describe import describe as summarise
+    from vsearch.data.summary import describe as summarise
 
     try:
         summary = summarise(open_dataset(uri))
@@ -295,7 +295,7 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset already at --out.")] = False,
 ) -> None:
     """Predict stains for every field of a dataset; writes a dataset with the same field ids."""
-    from vsearch.train.predict import predict as run_prediction
+    from vsearch.train.prediction import predict as run_prediction
 
     try:
         with _progress("predicting fields") as progress:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from vsearch.config import describe_errors
 from vsearch.data import storage
 from vsearch.data.fields import FieldImages
-from vsearch.data.ingest import LayoutError, LoadedField, check_tile, read_text_table, refuse_leaks, write_dataset
+from vsearch.data.layout import LayoutError, LoadedField, check_tile, read_text_table, refuse_leaks, write_dataset
 from vsearch.data.manifest import CONTROL_KINDS, DEFAULT_ROLES, DatasetInfo, merge_roles
 from vsearch.data.planes import MICROMETRES_PER_UNIT, DecodedImage, PlaneError, bright_field_uint16, select_planes
 

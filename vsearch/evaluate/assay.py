@@ -9,13 +9,33 @@ MAD_TO_SD = 1.4826  # scales the median absolute deviation to a standard deviati
 
 
 def robust_sd(values: np.ndarray) -> float:
+    """Standard deviation estimated from the median absolute deviation, ``1.4826 · MAD``: one outlying well
+    cannot inflate it."""
     values = np.asarray(values, np.float64)
     return float(MAD_TO_SD * np.median(np.abs(values - np.median(values))))
 
 
 def robust_z_prime(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Robust Z′-factor: 1 − 3 (σ̂₊ + σ̂₋) / |m₊ − m₋|, with m the median and σ̂ = 1.4826 · MAD of each control's
-    well values. 1 is a perfect assay, > 0.5 excellent, ≤ 0 controls that overlap; NaN when medians coincide."""
+    """Robust Z′-factor of an assay's positive and negative control wells.
+
+    Parameters
+    ----------
+    positive, negative : array of float
+        One value per control well (e.g. a well-median feature); neither may be empty.
+
+    Returns
+    -------
+    float
+        ``1 − 3 (σ̂₊ + σ̂₋) / |m₊ − m₋|``, with m the median and σ̂ the ``robust_sd`` of each control. 1 is a
+        perfect assay, > 0.5 excellent, ≤ 0 controls that overlap; NaN when the medians coincide.
+
+    References
+    ----------
+    .. [1] Zhang J.-H., Chung T. D. Y., Oldenburg K. R., "A simple statistical parameter for use in evaluation
+       and validation of high throughput screening assays", J. Biomol. Screen. 4, 67–73 (1999).
+    .. [2] Birmingham A. et al., "Statistical methods for analysis of high-throughput RNA interference
+       screens", Nature Methods 6, 569–575 (2009): the robust form with median and MAD.
+    """
     positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
     if len(positive) == 0 or len(negative) == 0:
         raise ValueError(f"robust Z′ needs both controls; got {len(positive)} positive, {len(negative)} negative")
@@ -25,8 +45,21 @@ def robust_z_prime(positive: np.ndarray, negative: np.ndarray) -> float:
     return 1.0 - 3.0 * (robust_sd(positive) + robust_sd(negative)) / gap
 
 
-def call_hits(values: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
-    """Wells called like the positive control: on its side of the midpoint between the control medians."""
+def call_hits(values: np.ndarray, *, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """Hit calls of treated wells against the plate's controls.
+
+    Parameters
+    ----------
+    values : array of float
+        One value per treated well.
+    positive, negative : array of float
+        The control wells' values.
+
+    Returns
+    -------
+    ndarray of bool
+        True for wells on the positive control's side of the midpoint between the two control medians.
+    """
     pos, neg = float(np.median(positive)), float(np.median(negative))
     midpoint = (pos + neg) / 2
     values = np.asarray(values, np.float64)
@@ -55,7 +88,7 @@ def assay_table(wells: pd.DataFrame, features: list[str], group: str = "cell_typ
                     continue
                 row[f"z_prime_{name}"] = robust_z_prime(pos, neg)
                 treated = source[source.is_control == "none"].set_index(["plate", "well"])[feature].dropna()
-                calls[name] = pd.Series(call_hits(treated.to_numpy(), pos, neg), treated.index)
+                calls[name] = pd.Series(call_hits(treated.to_numpy(), positive=pos, negative=neg), treated.index)
             if "real" in calls:
                 real_calls = calls["real"]
                 pred_calls = calls.get("pred", pd.Series(dtype=bool)).reindex(real_calls.index)

@@ -130,7 +130,19 @@ class MatchResult:
 
 
 def iou_matrix(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """IoU of every (real, predicted) object pair; rows and columns follow the sorted non-zero labels."""
+    """Intersection over union of every (real, predicted) object pair.
+
+    Parameters
+    ----------
+    true, pred : ndarray ``[H, W]`` of int
+        Label images, 0 the background.
+
+    Returns
+    -------
+    ndarray ``[n_true, n_pred]``
+        IoU in [0, 1]; rows and columns follow the sorted non-zero labels. One pass of ``np.bincount`` over the
+        joint labels, however many objects there are.
+    """
     if true.shape != pred.shape:
         raise ValueError(f"label images differ in shape: {true.shape} vs {pred.shape}")
     t_ids, t = np.unique(true, return_inverse=True)
@@ -143,11 +155,24 @@ def iou_matrix(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def matched_pairs(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, columns) of the largest set of one-to-one pairs with IoU ≥ ``threshold``, and among such sets the
-    one of largest total IoU (the cost of Cellpose's ``metrics._true_positive``: one per pair outweighs any IoU
-    sum). Above 0.5 an object overlaps at most one partner by more than half their union, so the pairs are the
-    thresholded entries themselves."""
+def matched_pairs(iou: np.ndarray, *, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The largest one-to-one matching of objects whose IoU reaches ``threshold``.
+
+    Parameters
+    ----------
+    iou : ndarray ``[n_true, n_pred]``
+        From ``iou_matrix``.
+    threshold : float
+        The least IoU of a matched pair.
+
+    Returns
+    -------
+    (rows, columns) : (ndarray, ndarray)
+        Indices of the matched pairs: the largest set of pairs and, among such sets, the one of largest total IoU
+        (the cost of Cellpose's ``metrics._true_positive``: one per pair outweighs any IoU sum, solved by
+        ``scipy.optimize.linear_sum_assignment``). Above 0.5 an object overlaps at most one partner by more than
+        half their union, so the pairs are the thresholded entries themselves.
+    """
     hits = iou >= threshold - 1e-12
     if threshold > 0.5:
         rows, cols = np.nonzero(hits)
@@ -162,14 +187,34 @@ def matched_pairs(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nda
     return keep_rows[rows[ok]], keep_cols[cols[ok]]
 
 
-def match(true: np.ndarray, pred: np.ndarray, thresholds: np.ndarray = IOU_THRESHOLDS) -> MatchResult:
-    """At each IoU threshold, tp is the largest number of one-to-one pairs with IoU ≥ threshold (as Cellpose
-    ``metrics.average_precision`` and StarDist ``matching`` count it); fp and fn are the objects left over.
-    With no objects on either side every score is 1; otherwise an empty denominator gives 0."""
+def match(true: np.ndarray, pred: np.ndarray, *, thresholds: np.ndarray = IOU_THRESHOLDS) -> MatchResult:
+    """Object-level agreement of a predicted segmentation with the real one, at each IoU threshold.
+
+    Parameters
+    ----------
+    true, pred : ndarray ``[H, W]`` of int
+        Label images, 0 the background.
+    thresholds : array of float
+        IoU thresholds; by default 0.5, 0.55, …, 0.95.
+
+    Returns
+    -------
+    MatchResult
+        Per threshold: tp, the largest number of one-to-one pairs with IoU ≥ threshold (``matched_pairs``), fp
+        and fn, the objects left over, and precision, recall, F1 and AP = tp / (tp + fp + fn). With no objects on
+        either side every score is 1; otherwise an empty denominator gives 0.
+
+    References
+    ----------
+    .. [1] Stringer C., Wang T., Michaelos M., Pachitariu M., "Cellpose: a generalist algorithm for cellular
+       segmentation", Nature Methods 18, 100–106 (2021): ``metrics.average_precision``.
+    .. [2] Schmidt U., Weigert M., Broaddus C., Myers G., "Cell detection with star-convex polygons", MICCAI
+       (2018): ``stardist.matching.matching``.
+    """
     iou = iou_matrix(true, pred)
     n_true, n_pred = iou.shape
     thresholds = np.asarray(thresholds, np.float64)
-    pairs = [matched_pairs(iou, t) for t in thresholds]
+    pairs = [matched_pairs(iou, threshold=t) for t in thresholds]
     tp = np.array([len(rows) for rows, _ in pairs], np.int64)
     lowest = int(np.argmin(thresholds))
     matched = iou[pairs[lowest]] if len(thresholds) else np.zeros(0)

@@ -36,24 +36,68 @@ def _back(value: torch.Tensor, from_numpy: bool) -> Array:
 
 
 def mae(true: Array, pred: Array) -> Array:
+    """Mean absolute error of each image pair.
+
+    Parameters
+    ----------
+    true, pred : array ``[..., H, W]``
+        Real and predicted images (NumPy or torch), the same shape.
+
+    Returns
+    -------
+    array ``[...]``
+        ``mean(|pred - true|)`` over the last two axes: 0 for a perfect prediction.
+    """
     t, p, np_in = _as_tensors(true, pred)
     return _back((p - t).abs().mean(dim=(-2, -1)), np_in)
 
 
 def mse(true: Array, pred: Array) -> Array:
+    """Mean squared error of each image pair, ``mean((pred - true)²)`` over the last two axes (see ``mae``)."""
     t, p, np_in = _as_tensors(true, pred)
     return _back((p - t).square().mean(dim=(-2, -1)), np_in)
 
 
-def psnr(true: Array, pred: Array, data_range: float) -> Array:
-    """10 log10(data_range² / MSE); +inf for identical images."""
+def psnr(true: Array, pred: Array, *, data_range: float) -> Array:
+    """Peak signal-to-noise ratio of each image pair, in dB.
+
+    Parameters
+    ----------
+    true, pred : array ``[..., H, W]``
+        Real and predicted images.
+    data_range : float
+        The images' value range (1 for images normalised by ``normalise_pair``); given explicitly, as
+        ``skimage.metrics.peak_signal_noise_ratio`` recommends, never guessed from the dtype.
+
+    Returns
+    -------
+    array ``[...]``
+        ``10 log10(data_range² / MSE)``; +inf for identical images.
+    """
     t, p, np_in = _as_tensors(true, pred)
     err = (p - t).square().mean(dim=(-2, -1))
     return _back(10 * torch.log10(data_range**2 / err), np_in)
 
 
 def pearson_r(true: Array, pred: Array) -> Array:
-    """Pearson correlation of the pixels of each image pair (NaN where either image is constant)."""
+    """Pearson correlation coefficient of the pixels of each image pair.
+
+    Parameters
+    ----------
+    true, pred : array ``[..., H, W]``
+        Real and predicted images.
+
+    Returns
+    -------
+    array ``[...]``
+        r in [-1, 1], invariant to each image's offset and scale; NaN where either image is constant.
+
+    References
+    ----------
+    .. [1] Ounkomol C. et al., "Label-free prediction of three-dimensional fluorescence images from
+       transmitted-light microscopy", Nature Methods 15, 917–920 (2018): r as the headline score of
+       virtual staining.
+    """
     t, p, np_in = _as_tensors(true, pred)
     t = t - t.mean(dim=(-2, -1), keepdim=True)
     p = p - p.mean(dim=(-2, -1), keepdim=True)
@@ -69,12 +113,31 @@ def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> 
     return kernel / kernel.sum()
 
 
-def ssim(true: Array, pred: Array, data_range: float, sigma: float = SSIM_SIGMA) -> Array:
-    """Mean structural similarity with a Gaussian window (Wang et al. 2004).
+def ssim(true: Array, pred: Array, *, data_range: float, sigma: float = SSIM_SIGMA) -> Array:
+    """Mean structural similarity of each image pair, with a Gaussian window.
 
-    Matches ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=sigma,
-    use_sample_covariance=False, data_range=data_range)``: the local statistics are Gaussian-weighted
-    (truncated at 3.5 σ) and the mean is taken over pixels whose window lies inside the image.
+    Parameters
+    ----------
+    true, pred : array ``[..., H, W]``
+        Real and predicted images, at least the window's size (``2 ⌊3.5 σ + 0.5⌋ + 1`` px) on each side.
+    data_range : float
+        The images' value range; sets the stabilising constants ``(0.01 data_range)²`` and
+        ``(0.03 data_range)²``.
+    sigma : float
+        Standard deviation of the Gaussian window, in pixels.
+
+    Returns
+    -------
+    array ``[...]``
+        Mean SSIM, 1 for identical images. It matches ``skimage.metrics.structural_similarity(
+        gaussian_weights=True, sigma=sigma, use_sample_covariance=False, data_range=data_range)``: local
+        statistics are Gaussian-weighted (truncated at 3.5 σ) and the mean is over pixels whose window lies
+        inside the image.
+
+    References
+    ----------
+    .. [1] Wang Z., Bovik A. C., Sheikh H. R., Simoncelli E. P., "Image quality assessment: from error
+       visibility to structural similarity", IEEE Trans. Image Processing 13, 600–612 (2004).
     """
     t, p, np_in = _as_tensors(true, pred)
     batch_shape, (h, w) = t.shape[:-2], t.shape[-2:]
@@ -92,13 +155,13 @@ def ssim(true: Array, pred: Array, data_range: float, sigma: float = SSIM_SIGMA)
     return _back(s.mean(dim=(-2, -1)).reshape(batch_shape), np_in)
 
 
-def pixel_metrics(true: Array, pred: Array, data_range: float) -> dict[str, Array]:
-    """All pixel metrics of each image pair."""
+def pixel_metrics(true: Array, pred: Array, *, data_range: float) -> dict[str, Array]:
+    """``mae``, ``mse``, ``psnr``, ``ssim`` and ``pearson_r`` of each image pair, by name (see each function)."""
     return {
         "mae": mae(true, pred),
         "mse": mse(true, pred),
-        "psnr": psnr(true, pred, data_range),
-        "ssim": ssim(true, pred, data_range),
+        "psnr": psnr(true, pred, data_range=data_range),
+        "ssim": ssim(true, pred, data_range=data_range),
         "pearson_r": pearson_r(true, pred),
     }
 
@@ -107,7 +170,7 @@ NORMALISE_PERCENTILES = (0.5, 99.5)
 FLAT_RANGE = 1.0  # grey levels: a real image whose percentiles lie closer than this shows no structure
 
 
-def is_flat(true: np.ndarray, low: float = NORMALISE_PERCENTILES[0], high: float = NORMALISE_PERCENTILES[1]) -> bool:
+def is_flat(true: np.ndarray, *, low: float = NORMALISE_PERCENTILES[0], high: float = NORMALISE_PERCENTILES[1]) -> bool:
     """Whether the real image's percentiles lie less than ``FLAT_RANGE`` apart (a blank tile): the pixel level
     has no structure to compare there, so such fields are not scored at it (see ``evaluate.field``)."""
     lo, hi = np.percentile(true, [low, high])
@@ -115,12 +178,33 @@ def is_flat(true: np.ndarray, low: float = NORMALISE_PERCENTILES[0], high: float
 
 
 def normalise_pair(
-    true: np.ndarray, pred: np.ndarray, low: float = NORMALISE_PERCENTILES[0], high: float = NORMALISE_PERCENTILES[1]
+    true: np.ndarray,
+    pred: np.ndarray,
+    *,
+    low: float = NORMALISE_PERCENTILES[0],
+    high: float = NORMALISE_PERCENTILES[1],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Map both images by the same affine map that sends the real image's percentiles to 0 and 1.
+    """Both images under the one affine map that sends the real image's ``low`` and ``high`` percentiles to 0
+    and 1.
 
-    A prediction with the wrong brightness stays wrong after normalisation; the data range is then 1. A flat real
-    image (``is_flat``) is mapped one grey level to one unit instead of by a vanishing range.
+    Parameters
+    ----------
+    true, pred : ndarray ``[H, W]``
+        Real and predicted stain, in grey levels.
+    low, high : float
+        Percentiles of ``true`` mapped to 0 and 1.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        float64 images; the data range is then 1. A prediction with the wrong brightness stays wrong, as it is
+        scaled by the real image's range, not its own. A flat real image (``is_flat``) is mapped one grey level
+        to one unit instead of by a vanishing range.
+
+    References
+    ----------
+    .. [1] Weigert M. et al., "Content-aware image restoration: pushing the limits of fluorescence microscopy",
+       Nature Methods 15, 1090–1097 (2018): percentile normalisation of microscopy images before comparison.
     """
     lo, hi = np.percentile(true, [low, high])
     scale = 1.0 / max(float(hi - lo), FLAT_RANGE)

@@ -35,12 +35,27 @@ FIELD_LEVELS: tuple[Level, ...] = LEVELS[:3]  # scored on each field; the assay 
 
 
 def pixel_score(ssim: np.ndarray, pearson_r: np.ndarray) -> np.ndarray:
-    """NaN where SSIM is (a flat real field); a NaN Pearson r (a constant prediction) counts 0."""
+    """The pixel level of each image pair.
+
+    Parameters
+    ----------
+    ssim, pearson_r : array of float
+        From ``pixel.ssim`` and ``pixel.pearson_r`` on images normalised by ``pixel.normalise_pair``.
+
+    Returns
+    -------
+    ndarray
+        ``(clip(ssim, 0, 1) + clip(r, 0, 1)) / 2`` in [0, 1]: 1 for a perfect prediction, 0 for one with no
+        structure or anti-correlated. NaN where SSIM is (a flat real field); a NaN r (a constant prediction)
+        counts 0.
+    """
     ssim = np.asarray(ssim, np.float64)
     return (np.clip(ssim, 0, 1) + np.clip(np.nan_to_num(pearson_r, nan=0.0), 0, 1)) / 2
 
 
 def instance_score(f1_mean: np.ndarray) -> np.ndarray:
+    """The instance level: F1 of the object matching averaged over IoU 0.5:0.95 (``instance.match``), which is
+    already 1 for a perfect segmentation and 0 when no object is found."""
     return np.asarray(f1_mean, np.float64)
 
 
@@ -60,6 +75,8 @@ def feature_score(error: np.ndarray, coverage: np.ndarray) -> float:
 
 
 def assay_score(call_agreement: np.ndarray) -> float:
+    """The assay level: the mean over assay features of the share of treated wells called alike
+    (``assay.assay_table``); NaN when no feature could be compared."""
     values = np.asarray(call_agreement, np.float64)
     values = values[np.isfinite(values)]
     return float(values.mean()) if len(values) else float("nan")

@@ -9,9 +9,17 @@ import pandas as pd
 
 from vsearch.data import storage
 from vsearch.evaluate.score import FIELD_LEVELS
-from vsearch.report.examples import examples_figure, trial_examples
+from vsearch.report.examples import examples_figure
 from vsearch.report.matrix import ranked_completed, score_columns, training_set_label, training_set_labels
-from vsearch.report.plots import composition_figure, matrix_figure, pareto_figure
+from vsearch.report.plots import (
+    composition_figure,
+    composition_points,
+    matrix_figure,
+    matrix_panels,
+    pareto_figure,
+    pareto_points,
+)
+from vsearch.search.examples import read_examples
 from vsearch.search.results import TRIALS_FILE, read_trials
 
 REPORT_FILE = "report.html"
@@ -36,13 +44,17 @@ def report_html(results: str) -> str:
     if ranked_completed(trials).empty:
         raise ValueError(f"{source}: no completed trial to report on (statuses: {dict(trials.status.value_counts())})")
     levels = [level for level in FIELD_LEVELS if level in set(score_columns(trials).level)]
-    figures = [*(matrix_figure(trials, level) for level in levels), pareto_figure(trials), composition_figure(trials)]
+    figures = [
+        *(matrix_figure(matrix_panels(trials, level), level) for level in levels),
+        pareto_figure(pareto_points(trials)),
+        composition_figure(composition_points(trials)),
+    ]
     best = ranked_completed(trials).iloc[0]
     try:
         title = f"Best trial {training_set_label(best)}: one field of each held-out condition"
-        figures.append(examples_figure(trial_examples(results, best), title))
+        figures.append(examples_figure(read_examples(results, best.trial_id), title))
         examples_note = ""
-    except FileNotFoundError as missing:  # checkpoints or dataset moved away: the rest of the report stands
+    except FileNotFoundError as missing:  # a search from before examples were saved: the rest of the report stands
         examples_note = f"<p>No example predictions: {html.escape(str(missing))}</p>"
     plots = [f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures)]
     counts = ", ".join(f"{n} {status}" for status, n in trials.status.value_counts().items())

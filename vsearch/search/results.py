@@ -1,5 +1,6 @@
 """A search's results folder (local or ``s3://``): the trials table ``RESULTS/trials.parquet`` and each trial's
-Ray Train run (checkpoints) in ``RESULTS/runs/trial_<id>``."""
+Ray Train run (checkpoints) in ``RESULTS/runs/trial_<id>`` and its example predictions in
+``RESULTS/examples/trial_<id>`` (``vsearch.search.examples``)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,6 @@ from vsearch.report.pareto import pareto_front
 TRIALS_FILE = "trials.parquet"
 HELD_OUT_FILE = "held_out_fields.json"  # condition -> the field ids every trial is scored on
 RUNS_FOLDER = "runs"
-
-
-def trial_run(results: str, trial_id: str) -> str:
-    """Where a trial's checkpoints are."""
-    return storage.join(results, RUNS_FOLDER, f"trial_{trial_id}")
 
 
 def write_trials(table: pd.DataFrame, results: str) -> str:

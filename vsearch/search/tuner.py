@@ -27,7 +27,7 @@ from vsearch.data.manifest import conditions_of
 from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig
 from vsearch.evaluate.score import FIELD_LEVELS, LEVELS
-from vsearch.search.heldout import held_out_fields, score_held_out
+from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, held_out_scores
 from vsearch.search.results import RUNS_FOLDER, write_held_out_fields, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
@@ -94,28 +94,18 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
     )
     started = time.perf_counter()
     training = plan_training(train_config)
-    result = build_trainer(train_config, training, callbacks=[TuneReportCallback()]).fit()
+    # the trial's rank-0 worker scores its model on the held-out fields, on its own device, after the last epoch
+    scoring = HeldOutScoring(
+        training.dataset.uri,
+        plan.eval_fields,
+        EvaluationConfig(stains=tuple(plan.space.stains), roles=plan.roles),
+        plan.space.objective.weights,
+        plan.results,
+        trial_id,
+    )
+    result = build_trainer(train_config, training, callbacks=[TuneReportCallback()], after_training=scoring).fit()
     train_s = time.perf_counter() - started
-    checkpoint = _checkpoint_uri(plan.results, result.checkpoint.path)
-    device = "cuda" if train_config.use_gpu else "cpu"
-    # a task holding one worker's CPUs and GPU share (the trial reserves none; its workers have finished), outside
-    # the trial's placement group, which Tune's child tasks would otherwise be confined to
-    scoring = ray.remote(_held_out_scores).options(
-        num_cpus=train_config.cpus_per_worker,
-        num_gpus=train_config.resources_per_worker().get("GPU", 0),
-        max_retries=1,
-        scheduling_strategy="DEFAULT",
-    )
-    scores = ray.get(
-        scoring.remote(
-            checkpoint,
-            training.dataset,
-            plan.eval_field_ids,
-            EvaluationConfig(stains=tuple(plan.space.stains), roles=plan.roles),
-            plan.space.objective.weights,
-            device,
-        )
-    )
+    scores = held_out_scores(result.metrics or {})
     wall = time.perf_counter() - started
     reserved_cpus = plan.space.trial.workers * plan.space.trial.cpus_per_worker + 1
     last_epoch = result.metrics or {}
@@ -131,15 +121,6 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
             "gpu_seconds": wall * plan.space.trial.workers * plan.space.trial.gpus_per_worker,
         }
     )
-
-
-def _held_out_scores(*args) -> dict[str, float]:
-    return score_held_out(*args)[0]
-
-
-def _checkpoint_uri(results: str, path: str) -> str:
-    """Ray Train reports paths inside its storage filesystem: put the scheme back for remote results."""
-    return f"{results.split('://', 1)[0]}://{path}" if storage.is_remote(results) else path
 
 
 class HeldOutOptunaSearch(OptunaSearch):
@@ -198,34 +179,48 @@ def planned_trials(plan: SearchPlan) -> int:
     return min(plan.space.num_trials, math.prod(len(values) for values in plan.resolved.grid().values()))
 
 
-def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = False):
+def study_sampler(plan: SearchPlan) -> optuna.samplers.BaseSampler:
+    """The space's Optuna sampler, seeded."""
     space = plan.space
-    multi = space.objective.mode == "multi"
-    metric, mode = (list(FIELD_LEVELS), ["max"] * len(FIELD_LEVELS)) if multi else ("objective", "max")
-    sampler = {
+    return {
         "tpe": lambda: optuna.samplers.TPESampler(seed=space.seed),
         "nsga2": lambda: TuneNSGAIISampler(seed=space.seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=space.seed),
         "grid": lambda: TuneGridSampler(plan.resolved.grid(), seed=space.seed),
     }[space.sampler]()
 
-    searcher = HeldOutOptunaSearch(
+
+def searcher(plan: SearchPlan) -> HeldOutOptunaSearch:
+    """Optuna behind Tune, its study in ``plan.study_storage``: the composite objective, or the field levels as
+    separate objectives."""
+    if plan.space.objective.mode == "multi":
+        metric, mode = list(FIELD_LEVELS), ["max"] * len(FIELD_LEVELS)
+    else:
+        metric, mode = OBJECTIVE, "max"
+    return HeldOutOptunaSearch(
         space=DefineByRun(plan.resolved),
         metric=metric,
         mode=mode,
-        sampler=sampler,
+        sampler=study_sampler(plan),
         study_name=STUDY,
         storage=optuna.storages.RDBStorage(plan.study_storage),
-        seed=space.seed,
+        seed=plan.space.seed,
     )
-    scheduler = (
-        ASHAScheduler(
-            metric="val_score", mode="max", time_attr="training_iteration", grace_period=space.scheduler.grace_period,
-            reduction_factor=space.scheduler.reduction_factor, max_t=1000,
-        )
-        if space.scheduler.type == "asha"
-        else None
+
+
+def scheduler(space: SearchSpace) -> ASHAScheduler | None:
+    """ASHA on the epochs' validation score, or None (every trial runs to the end)."""
+    if space.scheduler.type != "asha":
+        return None
+    return ASHAScheduler(
+        metric="val_score", mode="max", time_attr="training_iteration", grace_period=space.scheduler.grace_period,
+        reduction_factor=space.scheduler.reduction_factor, max_t=1000,
     )  # fmt: skip
+
+
+def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = False):
+    """The Tuner of a plan, or the restored one of its earlier run (``resume``)."""
+    space = plan.space
     storage_path, storage_filesystem = storage_location(plan.results)
     # the trial driver only waits on its TorchTrainer: it reserves memory, not CPUs, which go to workers and Ray Data
     trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, plan=plan), {"cpu": 0, "memory": 2**28})
@@ -251,8 +246,8 @@ def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = 
     return ray.tune.Tuner(
         trainable,
         tune_config=ray.tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=scheduler,
+            search_alg=searcher(plan),
+            scheduler=scheduler(space),
             num_samples=planned_trials(plan),
             max_concurrent_trials=max_concurrent(space, ray.cluster_resources()),
         ),
@@ -284,7 +279,7 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
             ),
             "composition_preset": sampled.get("composition_preset", ""),
             "composition": json.dumps(sampled.get("composition", {}), sort_keys=True),
-            "composite": metrics.get("objective", float("nan")),
+            "composite": metrics.get(OBJECTIVE, float("nan")),
             "objective_weights": json.dumps(plan.space.objective.weights, sort_keys=True),
             "val_score": metrics.get("val_score", float("nan")),
             "resumed_at_epoch": int(metrics.get("start_epoch", 0)),

@@ -4,7 +4,7 @@ fields, a checkpoint and a report each epoch, resumption from the latest checkpo
 from __future__ import annotations
 
 import tempfile
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import ray.train
@@ -12,22 +12,15 @@ import ray.train.torch
 import torch
 
 from vsearch.config import TrainConfig
-from vsearch.train.steps import build_learner, load_learner_state, save_learner, train_epoch, validate
+from vsearch.train.steps import Learner, build_learner, load_learner_state, save_learner, train_epoch, validate
 
 
-def train_loop_per_worker(loop_config: dict) -> None:
-    """Ray Train's worker function: builds (or resumes) the learner, then trains, validates, checkpoints and
-    reports each epoch."""
-    config = TrainConfig.model_validate(loop_config["config"])
-    stains, bf_planes = loop_config["stains"], loop_config["bf_planes"]
-    device = ray.train.torch.get_device()
-    rank = ray.train.get_context().get_world_rank()
-    torch.manual_seed(config.seed + rank)
-    on_gpu = device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu and config.bf16 else nullcontext()
-    memory_format = torch.channels_last if on_gpu else torch.contiguous_format
-
-    learner = build_learner(config, bf_planes, len(stains), memory_format)
+def prepared_learner(
+    config: TrainConfig, bf_planes: int, stains: int, memory_format: torch.memory_format
+) -> tuple[Learner, int]:
+    """The learner on this worker, resumed from Ray Train's latest checkpoint when there is one, wrapped for
+    data parallelism (and compiled if asked); returns it with the first epoch still to train."""
+    learner = build_learner(config, bf_planes, stains, memory_format)
     start_epoch = 0
     resumed = ray.train.get_checkpoint()
     if resumed:
@@ -37,7 +30,41 @@ def train_loop_per_worker(loop_config: dict) -> None:
     if learner.discriminator is not None:
         learner.discriminator = ray.train.torch.prepare_model(learner.discriminator)
     learner.step_model = torch.compile(learner.model) if config.compile else learner.model
+    return learner, start_epoch
 
+
+def report_epoch(learner: Learner, metrics: dict, meta: dict, rank: int) -> None:
+    """Reports the epoch's metrics to Ray Train, with rank 0's checkpoint of the learner."""
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            save_learner(learner, Path(tmp), meta | {"metrics": metrics})
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Ray Train's worker function: builds (or resumes) the learner, then trains, validates, checkpoints and
+    reports each epoch. ``loop_config["after_training"]``, when set, is called by rank 0 after the last epoch as
+    ``after_training(model, meta, device)``; the metrics it returns join that epoch's report (and checkpoint)."""
+    config = TrainConfig.model_validate(loop_config["config"])
+    stains, bf_planes = loop_config["stains"], loop_config["bf_planes"]
+    after_training = loop_config.get("after_training")
+    device = ray.train.torch.get_device()
+    rank = ray.train.get_context().get_world_rank()
+    torch.manual_seed(config.seed + rank)
+    on_gpu = device.type == "cuda"
+    autocast: AbstractContextManager = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu and config.bf16 else nullcontext()
+    )
+    memory_format = torch.channels_last if on_gpu else torch.contiguous_format
+    learner, start_epoch = prepared_learner(config, bf_planes, len(stains), memory_format)
+    meta = {
+        "config": config.model_dump(),
+        "stains": stains,
+        "bf_planes": bf_planes,
+        "target_ranges": loop_config["target_ranges"],
+    }
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
     for epoch in range(start_epoch, config.epochs):
@@ -52,17 +79,6 @@ def train_loop_per_worker(loop_config: dict) -> None:
             "node_id": ray.get_runtime_context().get_node_id(),
             **validate(learner.model, val_shard, stains, device, autocast),
         }
-        meta = {
-            "epoch": epoch,
-            "config": config.model_dump(),
-            "stains": stains,
-            "bf_planes": bf_planes,
-            "target_ranges": loop_config["target_ranges"],
-            "metrics": metrics,
-        }
-        with tempfile.TemporaryDirectory() as tmp:
-            report_checkpoint = None
-            if rank == 0:
-                save_learner(learner, Path(tmp), meta)
-                report_checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=report_checkpoint)
+        if rank == 0 and epoch == config.epochs - 1 and after_training is not None:
+            metrics |= after_training(learner.model, meta | {"epoch": epoch}, device)
+        report_epoch(learner, metrics, meta | {"epoch": epoch}, rank)

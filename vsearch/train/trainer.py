@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -71,7 +72,11 @@ def training_patches(config: TrainConfig, plan: TrainingPlan):
     return stream.drop_columns(["field_id", "condition"])
 
 
-def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | None = None):
+def build_trainer(
+    config: TrainConfig, plan: TrainingPlan, *, callbacks: list | None = None, after_training: Callable | None = None
+):
+    """The ``TorchTrainer`` of a plan; ``after_training`` runs on rank 0 after the last epoch (see
+    ``train_loop_per_worker``)."""
     import ray.train
     from ray.data import ExecutionOptions
     from ray.train.torch import TorchTrainer
@@ -88,6 +93,7 @@ def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | Non
             "stains": stains,
             "bf_planes": plan.dataset.info.bf_planes,
             "target_ranges": plan.ranges,
+            "after_training": after_training,
         },
         scaling_config=scaling_config(config),
         run_config=ray.train.RunConfig(
@@ -98,8 +104,12 @@ def build_trainer(config: TrainConfig, plan: TrainingPlan, callbacks: list | Non
             callbacks=callbacks,
         ),
         datasets={"train": training_patches(config, plan), "val": val_ds},
-        # patches in the order the stream makes them, so a rerun of the same config sees the same batches
-        dataset_config=ray.train.DataConfig(execution_options={"train": ExecutionOptions(preserve_order=True)}),
+        dataset_config=ray.train.DataConfig(
+            # a single worker reads the datasets itself: a split would start a coordinator actor per dataset
+            datasets_to_split="all" if config.workers > 1 else [],
+            # patches in the order the stream makes them, so a rerun of the same config sees the same batches
+            execution_options={"train": ExecutionOptions(preserve_order=True)},
+        ),
     )
 
 

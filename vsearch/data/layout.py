@@ -109,32 +109,34 @@ def read_layout(layout_uri: str) -> pd.DataFrame:
     return layout
 
 
-def plan_fields(layout: pd.DataFrame, stains: list[str] | None = None) -> tuple[list[FieldPlan], list[str], list[str]]:
-    """Check the layout and group it into fields; returns (fields, stain names, label names)."""
-    for _, row in layout.iterrows():
-        for column in ("plate", "well", "cell_type", "phenotype", "channel", "path"):
-            if not row[column]:
-                what = "an empty condition" if column in ("cell_type", "phenotype") else "no value"
-                raise LayoutError(f"{_where(row)}: column {column!r} has {what}")
-        if not row["site"].isdigit():
-            raise LayoutError(f"{_where(row)}: site {row['site']!r} is not a non-negative integer")
-        if row["is_control"] not in CONTROL_KINDS:
-            raise LayoutError(f"{_where(row)}: is_control {row['is_control']!r} is not one of {CONTROL_KINDS}")
-        for column in INDEX_COLUMNS:
-            if row[column] and not row[column].isdigit():
-                raise LayoutError(f"{_where(row)}: {column} {row[column]!r} is not a non-negative integer")
-        if row["concentration"]:
-            try:
-                float(row["concentration"])
-            except ValueError:
-                raise LayoutError(f"{_where(row)}: concentration {row['concentration']!r} is not a number") from None
-        channel = row["channel"]
-        if channel.startswith("bf") and channel != "bf" and not BF_PLANE.match(channel):
-            raise LayoutError(f"{_where(row)}: unknown channel {channel!r}; bright-field is 'bf' or 'bf:<z>'")
-        is_stain = not channel.startswith(("bf", "label:"))
-        if is_stain and stains is not None and channel not in stains:
-            raise LayoutError(f"{_where(row)}: unknown channel {channel!r}; stains are {', '.join(stains)}")
+def check_row(row: pd.Series, stains: list[str] | None) -> None:
+    """Refuses a layout row with an empty required value, a malformed number or an unknown channel."""
+    for column in ("plate", "well", "cell_type", "phenotype", "channel", "path"):
+        if not row[column]:
+            what = "an empty condition" if column in ("cell_type", "phenotype") else "no value"
+            raise LayoutError(f"{_where(row)}: column {column!r} has {what}")
+    if not row["site"].isdigit():
+        raise LayoutError(f"{_where(row)}: site {row['site']!r} is not a non-negative integer")
+    if row["is_control"] not in CONTROL_KINDS:
+        raise LayoutError(f"{_where(row)}: is_control {row['is_control']!r} is not one of {CONTROL_KINDS}")
+    for column in INDEX_COLUMNS:
+        if row[column] and not row[column].isdigit():
+            raise LayoutError(f"{_where(row)}: {column} {row[column]!r} is not a non-negative integer")
+    if row["concentration"]:
+        try:
+            float(row["concentration"])
+        except ValueError:
+            raise LayoutError(f"{_where(row)}: concentration {row['concentration']!r} is not a number") from None
+    channel = row["channel"]
+    if channel.startswith("bf") and channel != "bf" and not BF_PLANE.match(channel):
+        raise LayoutError(f"{_where(row)}: unknown channel {channel!r}; bright-field is 'bf' or 'bf:<z>'")
+    is_stain = not channel.startswith(("bf", "label:"))
+    if is_stain and stains is not None and channel not in stains:
+        raise LayoutError(f"{_where(row)}: unknown channel {channel!r}; stains are {', '.join(stains)}")
 
+
+def check_no_duplicates(layout: pd.DataFrame) -> None:
+    """Refuses two rows giving the same channel of the same field, naming both."""
     duplicated = layout[layout.duplicated([*FIELD_KEY, "channel"], keep=False)]
     if len(duplicated):
         first, second = duplicated.iloc[0], duplicated.iloc[1]
@@ -143,48 +145,50 @@ def plan_fields(layout: pd.DataFrame, stains: list[str] | None = None) -> tuple[
             f"both give channel {first['channel']!r} of field {'/'.join(first[FIELD_KEY])}"
         )
 
+
+def plan_field(
+    key: tuple[str, str, str], rows: pd.DataFrame, stain_names: list[str], label_names: list[str]
+) -> FieldPlan:
+    """One field's plan from its rows; refuses conditions that differ between them and missing channels."""
+    plate, well, site = key
+    name = f"field {plate}/{well}/site {site}"
+    first = rows.iloc[0]
+    for column in FIELD_META:
+        if rows[column].nunique() > 1:
+            other = rows[rows[column] != first[column]].iloc[0]
+            raise LayoutError(f"{_where(other)}: {column} {other[column]!r} differs from row {first['line']} in {name}")
+    by_channel = {row["channel"]: row for _, row in rows.iterrows()}
+    if "bf" in by_channel and len([c for c in by_channel if c.startswith("bf")]) > 1:
+        raise LayoutError(f"{name}: mixes channel 'bf' with 'bf:<z>' rows ({_where(by_channel['bf'])})")
+    bf = sorted((int(c[3:]) if c != "bf" else 0, r) for c, r in by_channel.items() if c.startswith("bf"))
+    if not bf:
+        raise LayoutError(f"{name}: missing channel 'bf' (rows {', '.join(map(str, rows['line']))})")
+    if [z for z, _ in bf] != list(range(len(bf))):
+        raise LayoutError(f"{name}: missing channel bf:{min(set(range(len(bf) + 1)) - {z for z, _ in bf})}")
+    for channel in [*stain_names, *(f"label:{n}" for n in label_names)]:
+        if channel not in by_channel:
+            raise LayoutError(f"{name}: missing channel {channel!r} (rows {', '.join(map(str, rows['line']))})")
+    meta = {
+        "cell_type": first["cell_type"],
+        "phenotype": first["phenotype"],
+        "treatment": first["treatment"],
+        "concentration": float(first["concentration"]) if first["concentration"] else float("nan"),
+        "is_control": first["is_control"],
+    }
+    stains = {s: by_channel[s] for s in stain_names}
+    labels = {n: by_channel[f"label:{n}"] for n in label_names}
+    return FieldPlan(plate, well, int(site), meta, bf, stains, labels)
+
+
+def plan_fields(layout: pd.DataFrame, stains: list[str] | None = None) -> tuple[list[FieldPlan], list[str], list[str]]:
+    """Check the layout and group it into fields; returns (fields, stain names, label names)."""
+    for _, row in layout.iterrows():
+        check_row(row, stains)
+    check_no_duplicates(layout)
     all_channels = [c for c in dict.fromkeys(layout["channel"]) if not c.startswith("bf")]
     stain_names = list(stains) if stains is not None else [c for c in all_channels if not c.startswith("label:")]
     label_names = [c.removeprefix("label:") for c in all_channels if c.startswith("label:")]
-    fields = []
-    for (plate, well, site), rows in layout.groupby(FIELD_KEY, sort=False):
-        name = f"field {plate}/{well}/site {site}"
-        first = rows.iloc[0]
-        for column in FIELD_META:
-            if rows[column].nunique() > 1:
-                other = rows[rows[column] != first[column]].iloc[0]
-                raise LayoutError(
-                    f"{_where(other)}: {column} {other[column]!r} differs from row {first['line']} in {name}"
-                )
-        by_channel = {row["channel"]: row for _, row in rows.iterrows()}
-        if "bf" in by_channel and len([c for c in by_channel if c.startswith("bf")]) > 1:
-            raise LayoutError(f"{name}: mixes channel 'bf' with 'bf:<z>' rows ({_where(by_channel['bf'])})")
-        bf = sorted((int(c[3:]) if c != "bf" else 0, r) for c, r in by_channel.items() if c.startswith("bf"))
-        if not bf:
-            raise LayoutError(f"{name}: missing channel 'bf' (rows {', '.join(map(str, rows['line']))})")
-        if [z for z, _ in bf] != list(range(len(bf))):
-            raise LayoutError(f"{name}: missing channel bf:{min(set(range(len(bf) + 1)) - {z for z, _ in bf})}")
-        for channel in [*stain_names, *(f"label:{n}" for n in label_names)]:
-            if channel not in by_channel:
-                raise LayoutError(f"{name}: missing channel {channel!r} (rows {', '.join(map(str, rows['line']))})")
-        meta = {
-            "cell_type": first["cell_type"],
-            "phenotype": first["phenotype"],
-            "treatment": first["treatment"],
-            "concentration": float(first["concentration"]) if first["concentration"] else float("nan"),
-            "is_control": first["is_control"],
-        }
-        fields.append(
-            FieldPlan(
-                plate,
-                well,
-                int(site),
-                meta,
-                bf,
-                {s: by_channel[s] for s in stain_names},
-                {n: by_channel[f"label:{n}"] for n in label_names},
-            )
-        )
+    fields = [plan_field(key, rows, stain_names, label_names) for key, rows in layout.groupby(FIELD_KEY, sort=False)]
     return fields, stain_names, label_names
 
 
