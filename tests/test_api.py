@@ -8,7 +8,7 @@ import sys
 import pytest
 
 PACKAGES = ["vsearch", "vsearch.data", "vsearch.evaluate", "vsearch.models", "vsearch.train", "vsearch.search",
-            "vsearch.report"]  # fmt: skip
+            "vsearch.report", "vsearch.study"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", PACKAGES)

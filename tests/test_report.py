@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.browser import render
 from vsearch.cli import app
 from vsearch.data import storage
 from vsearch.data.fields import FieldImages
@@ -209,4 +210,7 @@ def test_report_draws_the_best_trials_saved_examples(trials, tmp_path):
     assert run.exit_code == 0, run.output
     page = (results / "report.html").read_text()
     assert plotly_divs(page) == 5 and "No example predictions" not in page
+    rendered = render(results / "report.html")
+    assert rendered.plots == 5 and rendered.console == []  # every figure drawn, no script error
+    assert rendered.heatmaps == 5  # pixel: mean, nuclei, cytoplasm; instance: mean, nuclei
     assert r"lung\u002ftoxic\u003cbr\u003ef1" in page  # the row title, as plotly's JSON escapes it

@@ -119,7 +119,7 @@ def test_a_trial_whose_worker_dies_is_retried_and_a_killed_search_resumes_withou
 ):
     results = tmp_path / "results"
     path = write_space(
-        tmp_path / "s.yaml", small_screen, str(results), num_trials=3, patches_per_field=60,
+        tmp_path / "s.yaml", small_screen, str(results), num_trials=2, patches_per_field=60,
         trial={"max_failures": 1}, optim={"lr": 0.002, "batch_size": [8], "epochs": 3},
     )  # fmt: skip
     driver = subprocess.Popen(
@@ -136,25 +136,24 @@ def test_a_trial_whose_worker_dies_is_retried_and_a_killed_search_resumes_withou
     workers[0].kill()  # the trial's training worker: Tune retries the trial, which resumes from its checkpoint
 
     deadline = time.monotonic() + 500
-    while completed_in_study(results / "optuna.db") < 2:
+    while completed_in_study(results / "optuna.db") < 1:
         assert driver.poll() is None, "the search ended before it could be killed"
-        assert time.monotonic() < deadline, "two trials did not finish in time"
-        time.sleep(1)
+        assert time.monotonic() < deadline, "the retried trial did not finish in time"
+        time.sleep(0.5)
     time.sleep(2)  # Tune saves its state right after a trial completes
-    kill_session(driver.pid)  # the whole search: driver, its local Ray and every worker
+    kill_session(driver.pid)  # the whole search, while the second trial trains: driver, its local Ray, workers
     driver.wait()
-    assert completed_in_study(results / "optuna.db") == 2
+    assert completed_in_study(results / "optuna.db") == 1
 
     resumed = subprocess.run(
         [VSEARCH, "run", str(path), "--resume"], capture_output=True, text=True, timeout=600, env=os.environ.copy()
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     trials = pd.read_parquet(results / "trials.parquet").set_index("trial_id")
-    assert len(trials) == 3 and trials.index.is_unique
+    assert len(trials) == 2 and trials.index.is_unique
     assert (trials.status == "completed").all()
-    assert completed_in_study(results / "optuna.db") == 3  # the finished trials were not run again
+    assert completed_in_study(results / "optuna.db") == 2  # the finished trial was not run again
     assert trials.loc[killed_trial, "resumed_at_epoch"] >= 1  # retried from its last checkpoint, not from scratch
-    assert (trials.drop(index=killed_trial).resumed_at_epoch == 0).any()  # the trial left alone started once
 
 
 def test_search_on_two_nodes_with_data_and_results_on_s3_scores_only_held_out_conditions(
@@ -177,7 +176,7 @@ def test_search_on_two_nodes_with_data_and_results_on_s3_scores_only_held_out_co
     assert len(trials) == 2 and set(trials.status) == {"completed"}
     assert set(trials.node_id) == set(cluster.node_ids)  # trials trained on both nodes
     for column in ("trial_id", "config", "composition", "composite", "pixel", "instance", "feature",
-                   "train_seconds", "trial_seconds", "cpu_seconds", "gpu_seconds"):  # fmt: skip
+                   "train_seconds", "cpu_seconds", "gpu_seconds"):  # fmt: skip
         assert column in trials, column
     held_out = {"breast/toxic", "lung/toxic", "ovarian/toxic"}
     score_columns = [c for c in trials if c.startswith("score/")]

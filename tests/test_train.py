@@ -1,4 +1,4 @@
-"""Training end to end: resume after SIGKILL then predict and evaluate, and train → predict → evaluate on S3."""
+"""Training end to end: resume after SIGKILL, then predict and evaluate on S3; worker resources and reruns."""
 
 import json
 import os
@@ -15,6 +15,7 @@ import yaml
 
 from tests.processes import kill_session
 from vsearch.config import DataConfig, TrainConfig, UNetConfig
+from vsearch.data import storage
 from vsearch.data.dataset import open_dataset
 from vsearch.evaluate.field import EvaluationConfig
 from vsearch.search.heldout import held_out_fields, score_model
@@ -65,7 +66,9 @@ def committed_epoch(run_dir: Path) -> int | None:
     return latest["metrics"]["epoch"] if latest else None
 
 
-def test_sigkilled_training_resumes_from_last_checkpoint_then_predicts_and_evaluates(small_screen, tmp_path):
+def test_sigkilled_training_resumes_from_last_checkpoint_then_predicts_and_evaluates_on_s3(
+    small_screen, s3_bucket, tmp_path
+):
     config = write_config(tmp_path / "train.yaml", small_screen, str(tmp_path / "runs"), epochs=40)
     driver = subprocess.Popen(
         [VSEARCH, "train", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -87,33 +90,21 @@ def test_sigkilled_training_resumes_from_last_checkpoint_then_predicts_and_evalu
     assert match, resumed.stdout
     assert (int(match.group(1)), int(match.group(2))) == (killed_at + 1, killed_at + 2)
 
-    # the resumed run's model predicts every field of the screen, and the prediction is scored at every level
-    run_cli("predict", str(run_dir), "--data", small_screen, "--out", str(tmp_path / "pred"))
-    pred, truth = open_dataset(str(tmp_path / "pred")), open_dataset(small_screen)
-    assert list(pred.manifest.field_id) == list(truth.manifest.field_id)
-    field = pred.read(truth.manifest.field_id[0])
+    # the resumed model predicts a screen on S3 into S3, and the prediction is scored there at every level
+    fs, bucket = storage.filesystem(s3_bucket)
+    fs.put(small_screen, f"{bucket}/screen", recursive=True)
+    dataset, pred = f"{s3_bucket}/screen", f"{s3_bucket}/pred"
+    run_cli("predict", str(run_dir), "--data", dataset, "--out", pred)
+    truth, predicted = open_dataset(small_screen), open_dataset(pred)
+    assert list(predicted.manifest.field_id) == list(truth.manifest.field_id)
+    field = predicted.read(truth.manifest.field_id[0])
     assert set(field.stains) == {"nuclei", "cytoplasm", "dna_damage"} and field.stains["nuclei"].shape == (96, 96)
-    run_cli("evaluate", "--truth", small_screen, "--pred", str(tmp_path / "pred"), "--out", str(tmp_path / "e.parquet"))
-    summary = pd.read_parquet(tmp_path / "e_summary.parquet")
-    assert len(summary) == 18 and summary.pixel.between(0, 1).all()
-
-
-def test_cli_train_predict_evaluate_on_s3(s3_bucket, small_screen, tmp_path):
-    dataset = f"{s3_bucket}/screen"
-    from vsearch.data import storage
-
-    fs, path = storage.filesystem(dataset)
-    fs.put(small_screen, path, recursive=True)
-    config = write_config(tmp_path / "train.yaml", dataset, f"{s3_bucket}/runs", epochs=1, name="s3run")
-    run_cli("train", str(config))
-    assert fs.glob(f"{s3_bucket.removeprefix('s3://')}/runs/s3run/checkpoint_*/model.pt")
-    run_cli("predict", f"{s3_bucket}/runs/s3run", "--data", dataset, "--out", f"{s3_bucket}/pred")
-    run_cli("evaluate", "--truth", dataset, "--pred", f"{s3_bucket}/pred", "--out", f"{s3_bucket}/eval/e.parquet")
+    run_cli("evaluate", "--truth", dataset, "--pred", pred, "--out", f"{s3_bucket}/eval/e.parquet")
     for table in ("e", "e_wells", "e_features", "e_assay"):
-        assert fs.exists(f"{path.split('/')[0]}/eval/{table}.parquet")
-    with fs.open(f"{path.split('/')[0]}/eval/e_summary.parquet", "rb") as f:
-        assert len(pd.read_parquet(f)) == 18
-    assert len(open_dataset(f"{s3_bucket}/pred").manifest) == len(open_dataset(small_screen).manifest)
+        assert fs.exists(f"{bucket}/eval/{table}.parquet")
+    with fs.open(f"{bucket}/eval/e_summary.parquet", "rb") as f:
+        summary = pd.read_parquet(f)
+    assert len(summary) == 18 and summary.pixel.between(0, 1).all()
 
 
 def test_timed_records_how_long_each_item_kept_the_caller_waiting():
@@ -182,6 +173,6 @@ def test_gpu_share_reaches_the_workers_placement_group_so_two_trials_share_a_gpu
     assert bundles == [{"CPU": 2.0, "GPU": 0.5}]
     space = {"dataset": "unused", "held_out": {"leave_out": "phenotype", "phenotype": "toxic"},
              "trial": {"workers": 1, "cpus_per_worker": 2, "gpus_per_worker": 0.5}}  # fmt: skip
-    assert max_concurrent(SearchSpace.model_validate(space), {"CPU": 16, "GPU": 1}) == 2
+    assert max_concurrent(SearchSpace.model_validate(space).trial, {"CPU": 16, "GPU": 1}) == 2
     with pytest.raises(ValueError, match="gpus_per_worker is set but use_gpu is false"):
         small_config("unused", "unused", "cpu", gpus_per_worker=0.5)

@@ -333,12 +333,46 @@ def run(
     console.print(f"report: vsearch report {results or space.results}")
 
 
+@app.command("study")
+def study(
+    study_file: Annotated[str, typer.Argument(metavar="STUDY.yaml", help="Study design (see studies/).")],
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else local).")] = None,
+    resume: Annotated[bool, typer.Option(help="Resume the study in the results folder.")] = False,
+    results: Annotated[str | None, typer.Option(help="Results folder or s3:// prefix (default: the study's).")] = None,
+) -> None:
+    """Train every training set x model x seed and test each on every condition's test wells: the
+    generalisation matrix, and the paper's questions answered from it."""
+    from vsearch.cluster import connect
+    from vsearch.config import load_yaml
+    from vsearch.study.answers import answer_questions
+    from vsearch.study.runner import plan_study, run_study
+    from vsearch.study.spec import StudySpec
+
+    try:
+        spec = load_yaml(study_file, StudySpec)
+        plan = plan_study(spec, results)  # every check that needs no Ray, before Ray starts
+        connect(address)
+        from vsearch.cli_live import LiveTrials
+
+        with LiveTrials(console, len(plan.cells)) as live:
+            matrix, where = run_study(spec, results=results, resume=resume, callbacks=[live])
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+    trained = matrix.trial_id.nunique() if len(matrix) else 0
+    console.print(f"{trained} of {len(plan.cells)} models scored on {len(plan.test_fields)} test conditions")
+    console.print("[bold]the paper's questions[/bold] (pixel level, mean over stains):")
+    for answer in answer_questions(matrix) if len(matrix) else []:
+        console.print(f"- {answer.question} [bold]{answer.answer}[/bold] ({answer.model}: {answer.evidence})")
+    console.print(f"matrix: [bold]{where}[/bold]")
+    console.print(f"report: vsearch report {results or spec.results}")
+
+
 @app.command("report")
 def report(
-    results: Annotated[str, typer.Argument(help="Results folder or s3:// prefix of a `vsearch run`.")],
+    results: Annotated[str, typer.Argument(help="Results folder or s3:// prefix of a `vsearch run` or `study`.")],
     out: Annotated[str | None, typer.Option(help="HTML file to write (default: RESULTS/report.html).")] = None,
 ) -> None:
-    """Write a self-contained HTML report of a search: generalisation matrices, Pareto front, composition."""
+    """Write a self-contained HTML report: a study's generalisation matrix and answers, or a search's trials."""
     from vsearch.report.page import write_report
 
     try:

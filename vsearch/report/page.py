@@ -19,8 +19,10 @@ from vsearch.report.plots import (
     pareto_figure,
     pareto_points,
 )
+from vsearch.report.study import study_report_html
 from vsearch.search.examples import read_examples
 from vsearch.search.results import TRIALS_FILE, read_trials
+from vsearch.study.results import is_study
 
 REPORT_FILE = "report.html"
 TOP_TRIALS = 10
@@ -76,6 +78,7 @@ table.trials td,table.trials th{{padding:2px 10px;text-align:left;border-bottom:
 
 
 def write_report(results: str, out: str | None = None) -> str:
-    """Writes the report of ``results`` to ``out`` (default ``RESULTS/report.html``); returns where. A local file
-    is replaced whole, never left half-written."""
-    return storage.publish(out or storage.join(results, REPORT_FILE), report_html(results).encode())
+    """Writes the report of ``results`` (a study's or a search's) to ``out`` (default ``RESULTS/report.html``);
+    returns where. A local file is replaced whole, never left half-written."""
+    page = study_report_html(results) if is_study(results) else report_html(results)
+    return storage.publish(out or storage.join(results, REPORT_FILE), page.encode())

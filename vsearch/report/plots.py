@@ -10,9 +10,9 @@ from plotly.subplots import make_subplots
 from vsearch.evaluate.score import FIELD_LEVELS
 from vsearch.report.matrix import generalisation_matrix, ranked_completed, score_columns, training_set_labels
 from vsearch.report.pareto import pareto_front
+from vsearch.study.matrix import MEAN_OF_STAINS
 
 ROW_HEIGHT = 22  # pixels per training set in a matrix
-MEAN_OF_STAINS = "mean of stains"
 WEIGHT_PREFIX = "w/"
 
 

@@ -21,6 +21,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from vsearch.cluster import connect
+from vsearch.config import TrainConfig
 from vsearch.data import storage
 from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
@@ -29,7 +30,7 @@ from vsearch.evaluate.field import EvaluationConfig
 from vsearch.evaluate.score import FIELD_LEVELS, LEVELS
 from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, held_out_scores
 from vsearch.search.results import RUNS_FOLDER, write_held_out_fields, write_trials
-from vsearch.search.space import ResolvedSpace, SearchSpace
+from vsearch.search.space import ResolvedSpace, SearchSpace, TrialResources
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
 
 EXPERIMENT = "search"
@@ -85,42 +86,48 @@ def default_study_storage(results: str) -> str:
     return f"sqlite:///{Path(results).absolute() / 'optuna.db'}"
 
 
-def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
-    """One Tune trial: train (epoch metrics go to Tune), then report the held-out scores."""
-    sampled = config["trial_config"]
-    trial_id = ray.tune.get_context().get_trial_id()
-    train_config = plan.resolved.train_config(
-        sampled, name=f"trial_{trial_id}", storage=storage.join(plan.results, RUNS_FOLDER)
-    )
+def fit_and_score(train_config: TrainConfig, scoring: HeldOutScoring):
+    """Trains one model (its epoch metrics reach Tune through ``TuneReportCallback``); the rank-0 worker scores it
+    with ``scoring`` after the last epoch, on its own device. Returns (training plan, Ray Train result, seconds)."""
     started = time.perf_counter()
     training = plan_training(train_config)
-    # the trial's rank-0 worker scores its model on the held-out fields, on its own device, after the last epoch
+    result = build_trainer(train_config, training, callbacks=[TuneReportCallback()], after_training=scoring).fit()
+    return training, result, time.perf_counter() - started
+
+
+def report_scored(result, seconds: float, epochs: int, resources: TrialResources) -> None:
+    """The trial's final Tune result: its held-out scores, what the last epoch said, and its cost."""
+    last_epoch = result.metrics or {}
+    reserved_cpus = resources.workers * resources.cpus_per_worker + 1
+    ray.tune.report(
+        {
+            **held_out_scores(last_epoch),
+            **{k: last_epoch[k] for k in EPOCH_METRICS_KEPT if k in last_epoch},
+            "epoch": epochs - 1,
+            "held_out_scored": True,
+            "train_seconds": seconds,
+            "cpu_seconds": seconds * reserved_cpus,
+            "gpu_seconds": seconds * resources.workers * resources.gpus_per_worker,
+        }
+    )
+
+
+def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
+    """One Tune trial of a search: train the sampled composition and model, score it on the held-out fields."""
+    trial_id = ray.tune.get_context().get_trial_id()
+    train_config = plan.resolved.train_config(
+        config["trial_config"], name=f"trial_{trial_id}", storage=storage.join(plan.results, RUNS_FOLDER)
+    )
     scoring = HeldOutScoring(
-        training.dataset.uri,
+        plan.space.dataset,
         plan.eval_fields,
         EvaluationConfig(stains=tuple(plan.space.stains), roles=plan.roles),
         plan.space.objective.weights,
         plan.results,
         trial_id,
     )
-    result = build_trainer(train_config, training, callbacks=[TuneReportCallback()], after_training=scoring).fit()
-    train_s = time.perf_counter() - started
-    scores = held_out_scores(result.metrics or {})
-    wall = time.perf_counter() - started
-    reserved_cpus = plan.space.trial.workers * plan.space.trial.cpus_per_worker + 1
-    last_epoch = result.metrics or {}
-    ray.tune.report(
-        {
-            **scores,
-            **{k: last_epoch[k] for k in EPOCH_METRICS_KEPT if k in last_epoch},
-            "epoch": train_config.epochs - 1,
-            "held_out_scored": True,
-            "train_seconds": train_s,
-            "trial_seconds": wall,
-            "cpu_seconds": wall * reserved_cpus,
-            "gpu_seconds": wall * plan.space.trial.workers * plan.space.trial.gpus_per_worker,
-        }
-    )
+    _, result, seconds = fit_and_score(train_config, scoring)
+    report_scored(result, seconds, train_config.epochs, plan.space.trial)
 
 
 class HeldOutOptunaSearch(OptunaSearch):
@@ -163,9 +170,8 @@ class DefineByRun:
         return {"trial_config": self.resolved.suggest(trial)}
 
 
-def max_concurrent(space: SearchSpace, cluster: dict[str, float]) -> int:
+def max_concurrent(t: TrialResources, cluster: dict[str, float]) -> int:
     """Trials that fit at once: each needs its workers' CPUs plus one CPU for Ray Data, and their GPUs."""
-    t = space.trial
     by_cpu = math.floor(cluster.get("CPU", 1) / (t.workers * t.cpus_per_worker + 1))
     by_gpu = math.floor(cluster.get("GPU", 0) / (t.workers * t.gpus_per_worker)) if t.gpus_per_worker else by_cpu
     fit = max(1, min(by_cpu, by_gpu))
@@ -218,40 +224,51 @@ def scheduler(space: SearchSpace) -> ASHAScheduler | None:
     )  # fmt: skip
 
 
-def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = False):
-    """The Tuner of a plan, or the restored one of its earlier run (``resume``)."""
-    space = plan.space
-    storage_path, storage_filesystem = storage_location(plan.results)
-    # the trial driver only waits on its TorchTrainer: it reserves memory, not CPUs, which go to workers and Ray Data
-    trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, plan=plan), {"cpu": 0, "memory": 2**28})
-    run_config = ray.tune.RunConfig(
-        name=EXPERIMENT,
+def trial_driver(function, **parameters):
+    """A Tune trainable of ``function``: the trial driver only waits on its TorchTrainer, so it reserves memory,
+    not CPUs, which go to the workers and Ray Data."""
+    return ray.tune.with_resources(ray.tune.with_parameters(function, **parameters), {"cpu": 0, "memory": 2**28})
+
+
+def experiment_config(results: str, name: str, max_failures: int, callbacks: list | None) -> ray.tune.RunConfig:
+    """Where Tune keeps the experiment ``name`` (inside ``results``, local or S3), and its retries."""
+    storage_path, storage_filesystem = storage_location(results)
+    return ray.tune.RunConfig(
+        name=name,
         storage_path=storage_path,
         storage_filesystem=storage_filesystem,
-        failure_config=ray.tune.FailureConfig(max_failures=space.trial.max_failures),
+        failure_config=ray.tune.FailureConfig(max_failures=max_failures),
         callbacks=callbacks,
         verbose=0,
     )
-    experiment = f"{storage_path}/{EXPERIMENT}"
+
+
+def restored_tuner(results: str, name: str, trainable) -> ray.tune.Tuner:
+    """The Tuner of the experiment ``name`` in ``results``, to finish its unfinished and failed trials."""
+    storage_path, storage_filesystem = storage_location(results)
+    experiment = f"{storage_path}/{name}"
+    if not ray.tune.Tuner.can_restore(experiment, storage_filesystem=storage_filesystem):
+        raise ValueError(f"--resume: nothing to resume at {storage.join(results, name)}")
+    return ray.tune.Tuner.restore(
+        experiment, trainable, resume_unfinished=True, resume_errored=True, storage_filesystem=storage_filesystem
+    )
+
+
+def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = False) -> ray.tune.Tuner:
+    """The Tuner of a plan, or the restored one of its earlier run (``resume``)."""
+    space = plan.space
+    trainable = trial_driver(run_trial, plan=plan)
     if resume:
-        if not ray.tune.Tuner.can_restore(experiment, storage_filesystem=storage_filesystem):
-            raise ValueError(f"--resume: no search to resume at {storage.join(plan.results, EXPERIMENT)}")
-        return ray.tune.Tuner.restore(
-            experiment,
-            trainable,
-            resume_unfinished=True,
-            resume_errored=True,
-            storage_filesystem=storage_filesystem,
-        )
+        return restored_tuner(plan.results, EXPERIMENT, trainable)
     return ray.tune.Tuner(
         trainable,
         tune_config=ray.tune.TuneConfig(
             search_alg=searcher(plan),
             scheduler=scheduler(space),
             num_samples=planned_trials(plan),
-            max_concurrent_trials=max_concurrent(space, ray.cluster_resources()),
+            max_concurrent_trials=max_concurrent(space.trial, ray.cluster_resources()),
         ),
-        run_config=run_config,
+        run_config=experiment_config(plan.results, EXPERIMENT, space.trial.max_failures, callbacks),
     )
 
 
@@ -288,9 +305,7 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
         row |= {f"w/{c}": sampled.get("composition", {}).get(c, 0.0) for c in plan.resolved.trainable}
         row |= {level: metrics.get(level, float("nan")) for level in LEVELS}
         row |= {f"score/{k}": v for k, v in metrics.items() if k.count("/") == 3 and isinstance(v, float | int)}
-        row |= {
-            k: metrics.get(k, float("nan")) for k in ("train_seconds", "trial_seconds", "cpu_seconds", "gpu_seconds")
-        }
+        row |= {k: metrics.get(k, float("nan")) for k in ("train_seconds", "cpu_seconds", "gpu_seconds")}
         row["held_out"] = json.dumps(plan.resolved.held_out)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -1,0 +1,135 @@
+"""The questions Tonks et al. asked of their generalisation matrix, answered from a study's numbers. A difference
+counts only when it exceeds twice its standard error over seeds (paired by seed); otherwise the answer says the
+seeds cannot tell."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from vsearch.search.composition import NON_TOXIC
+from vsearch.study.matrix import UNSEEN_BOTH, UNSEEN_CELL_TYPE, paired_difference, per_seed_scores
+from vsearch.study.spec import TOXIC
+
+SIGNIFICANCE_SE = 2.0  # a difference counts when |mean| > 2 standard errors over seeds
+NO_CLEAR_DIFFERENCE = "no clear difference"
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    model: str
+    answer: str
+    evidence: str
+
+
+def _single_condition(composition: str) -> str | None:
+    weights = {c: w for c, w in json.loads(composition).items() if w > 0}
+    return next(iter(weights)) if len(weights) == 1 else None
+
+
+def _verdict(mean: float, se: float, n: int, yes: str, no: str) -> str:
+    if n < 2:
+        return f"cannot tell from {n} seed(s)"
+    return (yes if mean > 0 else no) if abs(mean) > SIGNIFICANCE_SE * se else NO_CLEAR_DIFFERENCE
+
+
+def _evidence(a_name: str, a: pd.Series, b_name: str, b: pd.Series) -> str:
+    mean, se, n = paired_difference(a, b)
+    return f"{a_name} {a.mean():.3f} vs {b_name} {b.mean():.3f}: difference {mean:+.3f} ± {se:.3f} (SE, {n} seeds)"
+
+
+def _by_seed(rows: pd.DataFrame) -> pd.Series:
+    return rows.groupby("seed").score.mean()
+
+
+def answer_questions(matrix: pd.DataFrame, level: str = "pixel") -> list[Answer]:
+    """Answers for each model of the study, on ``level`` (averaged over stains); a question whose training sets
+    the study lacks is left out."""
+    per_seed = per_seed_scores(matrix, level, None)
+    singles = matrix.drop_duplicates("training_set").set_index("training_set").composition.map(_single_condition)
+    per_seed["trained_on"] = per_seed.training_set.map(singles)
+    answers = []
+    for model, rows in per_seed.groupby("model", sort=False):
+        single = rows[rows.trained_on.notna()]
+        answers += [a for a in (_phenotype(single, model), _worst_type(single, model), _both(single, model)) if a]
+        pooled = _pooling(rows, single, model)
+        if pooled:
+            answers.append(pooled)
+    return answers
+
+
+def _phenotype(single: pd.DataFrame, model: str) -> Answer | None:
+    trained_phenotype = single.trained_on.str.split("/").str[1]
+    tested_phenotype = single.test_condition.str.split("/").str[1]
+    forward = single[(trained_phenotype == NON_TOXIC) & (tested_phenotype == TOXIC)]
+    reverse = single[(trained_phenotype == TOXIC) & (tested_phenotype == NON_TOXIC)]
+    if forward.empty or reverse.empty:
+        return None
+    a, b = _by_seed(forward), _by_seed(reverse)
+    mean, se, n = paired_difference(a, b)
+    return Answer(
+        "Does non-toxic training transfer to toxic better than the reverse?",
+        model,
+        _verdict(mean, se, n, "yes", "no: toxic training transfers better"),
+        _evidence("non-toxic → toxic", a, "toxic → non-toxic", b),
+    )
+
+
+def _worst_type(single: pd.DataFrame, model: str) -> Answer | None:
+    trained_type = single.trained_on.str.split("/").str[0]
+    other_type = single[trained_type != single.test_condition.str.split("/").str[0]]
+    if other_type.empty:
+        return None
+    per_type = {t: _by_seed(rows) for t, rows in other_type.groupby(trained_type[other_type.index])}
+    if len(per_type) < 2:
+        return None
+    ranked = sorted(per_type, key=lambda t: per_type[t].mean())
+    worst, next_worst = ranked[0], ranked[1]
+    mean, se, n = paired_difference(per_type[next_worst], per_type[worst])
+    verdict = _verdict(mean, se, n, worst, "")
+    if verdict == NO_CLEAR_DIFFERENCE:
+        verdict = f"{NO_CLEAR_DIFFERENCE} between {worst} and {next_worst}"
+    return Answer(
+        "Which cell type's models transfer worst to other cell types?",
+        model,
+        verdict,
+        _evidence(f"{worst}-trained", per_type[worst], f"{next_worst}-trained", per_type[next_worst])
+        + "; all: " + ", ".join(f"{t} {per_type[t].mean():.3f}" for t in ranked),
+    )  # fmt: skip
+
+
+def _both(single: pd.DataFrame, model: str) -> Answer | None:
+    both, type_only = single[single["shift"] == UNSEEN_BOTH], single[single["shift"] == UNSEEN_CELL_TYPE]
+    if both.empty or type_only.empty:
+        return None
+    a, b = _by_seed(both), _by_seed(type_only)
+    mean, se, n = paired_difference(a, b)
+    return Answer(
+        "Does an unseen cell type and phenotype score higher than an unseen cell type alone?",
+        model,
+        _verdict(mean, se, n, "yes", "no: it scores lower"),
+        _evidence("unseen type and phenotype", a, "unseen type", b),
+    )
+
+
+def _pooling(rows: pd.DataFrame, single: pd.DataFrame, model: str) -> Answer | None:
+    pooled_sets = [s for s in dict.fromkeys(rows.training_set) if s not in set(single.training_set)]
+    if not pooled_sets or single.empty:
+        return None
+    means = {s: _by_seed(rows[rows.training_set == s]) for s in dict.fromkeys(rows.training_set)}
+    best_pooled = max(pooled_sets, key=lambda s: means[s].mean())
+    best_single = max(dict.fromkeys(single.training_set), key=lambda s: means[s].mean())
+    mean, se, n = paired_difference(means[best_pooled], means[best_single])
+    return Answer(
+        "Does pooling conditions beat the best single condition (over every test condition)?",
+        model,
+        _verdict(mean, se, n, f"yes: {best_pooled}", f"no: {best_single} alone does better"),
+        _evidence(best_pooled, means[best_pooled], best_single, means[best_single]),
+    )
+
+
+def answers_table(answers: list[Answer]) -> pd.DataFrame:
+    return pd.DataFrame([a.__dict__ for a in answers], columns=["question", "model", "answer", "evidence"])
