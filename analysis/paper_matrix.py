@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vsearch.config import OptimConfig, UNetConfig
 from vsearch.data.synth import SynthSpec, synthesize
+from vsearch.evaluate.score import FIELD_LEVELS
 from vsearch.report.page import write_report
 from vsearch.report.study import study_matrix_figure, study_panels
 from vsearch.study.answers import answer_questions, answers_table
@@ -82,7 +83,7 @@ def main() -> None:
     figure = study_matrix_figure(study_panels(matrix, "pixel"), generalisation_gap(matrix, "pixel"), "pixel")
     png = Path(__file__).parent / "paper_matrix.png"
     screenshot(figure, png, width=1700, height=520)
-    answers = answers_table(answer_questions(matrix))
+    answers = answers_table([a for level in FIELD_LEVELS for a in answer_questions(matrix, level)])
     (out / "answers.md").write_text(markdown(answers))
     summary = {"wall_seconds": round(wall), "models": int(matrix.trial_id.nunique()), "report": report,
                "png_bytes": png.stat().st_size}  # fmt: skip

@@ -344,6 +344,7 @@ def study(
     generalisation matrix, and the paper's questions answered from it."""
     from vsearch.cluster import connect
     from vsearch.config import load_yaml
+    from vsearch.evaluate.score import FIELD_LEVELS
     from vsearch.study.answers import answer_questions
     from vsearch.study.runner import plan_study, run_study
     from vsearch.study.spec import StudySpec
@@ -360,9 +361,12 @@ def study(
         _fail(error)
     trained = matrix.trial_id.nunique() if len(matrix) else 0
     console.print(f"{trained} of {len(plan.cells)} models scored on {len(plan.test_fields)} test conditions")
-    console.print("[bold]the paper's questions[/bold] (pixel level, mean over stains):")
-    for answer in answer_questions(matrix) if len(matrix) else []:
-        console.print(f"- {answer.question} [bold]{answer.answer}[/bold] ({answer.model}: {answer.evidence})")
+    console.print("[bold]the paper's questions[/bold] (per level, mean over stains):")
+    for level in FIELD_LEVELS if len(matrix) else []:
+        for answer in answer_questions(matrix, level):
+            console.print(
+                f"- {answer.question} {level}: [bold]{answer.answer}[/bold] ({answer.model}: {answer.evidence})"
+            )
     console.print(f"matrix: [bold]{where}[/bold]")
     console.print(f"report: vsearch report {results or spec.results}")
 

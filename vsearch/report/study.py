@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from vsearch.data import storage
-from vsearch.evaluate.score import LEVELS
+from vsearch.evaluate.score import FIELD_LEVELS, LEVELS
 from vsearch.study.answers import answer_questions, answers_table
 from vsearch.study.matrix import (
     IN_DISTRIBUTION,
@@ -118,7 +118,8 @@ def study_report_html(results: str) -> str:
     figures = [study_matrix_figure(study_panels(matrix, lv), generalisation_gap(matrix, lv), lv) for lv in levels]
     figures.append(shift_figure(shift_summary(matrix, "pixel"), "pixel"))
     plots = [f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures)]
-    answers = answers_table(answer_questions(matrix)).to_html(index=False, border=0, classes="trials")
+    answered = [a for level in levels if level in FIELD_LEVELS for a in answer_questions(matrix, level)]
+    answers = answers_table(answered).to_html(index=False, border=0, classes="trials")
     seeds = matrix.groupby(["training_set", "model"]).seed.nunique()
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>vsearch study: {html.escape(source)}</title>
@@ -129,7 +130,8 @@ table.trials td,table.trials th{{padding:2px 10px;text-align:left;border-bottom:
 {seeds.min()}–{seeds.max()} seeds, each tested on the test wells of {matrix.test_condition.nunique()} conditions
 (wells no model trained on). Scores are in [0, 1], higher is better.</p>
 <h2>The paper's questions</h2>
-<p>Pixel level, mean over stains. A difference counts when it exceeds twice its standard error over seeds.</p>
+<p>At each level, averaged over stains. A difference counts when it exceeds twice its standard error over
+seeds.</p>
 {answers}
 <h2>Generalisation matrices</h2>{"".join(plots[: len(levels)])}
 <h2>Distribution shifts</h2>{plots[len(levels)]}

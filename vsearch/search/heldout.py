@@ -10,9 +10,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from vsearch.data.dataset import Dataset, open_dataset_cached
+from vsearch.data.dataset import Dataset, open_dataset, open_dataset_cached
 from vsearch.data.fields import FieldImages
 from vsearch.data.manifest import conditions_of
+from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig, evaluate_field
 from vsearch.evaluate.runner import EvaluationResult, assemble
 from vsearch.evaluate.score import LEVELS, composite
@@ -21,6 +22,16 @@ from vsearch.train.checkpoint import unwrap
 from vsearch.train.prediction import predict_fields
 
 OBJECTIVE = "objective"
+
+
+def scored_dataset(uri: str, stains: list[str], roles: dict | None) -> tuple[Dataset, StainRoles]:
+    """The dataset at ``uri`` and its stain roles over the scored ``stains`` (``roles`` overriding the dataset's);
+    refuses a stain the dataset lacks, naming it."""
+    dataset = open_dataset(uri)
+    missing = [s for s in stains if s not in dataset.info.stains]
+    if missing:
+        raise ValueError(f"stains: {missing[0]!r} is not a stain of {uri} ({dataset.info.stains})")
+    return dataset, StainRoles.resolve(dataset.info.stain_roles(), stains, roles)
 
 
 def held_out_fields(manifest: pd.DataFrame, conditions: list[str], per_condition: int, seed: int) -> list[str]:

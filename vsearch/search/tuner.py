@@ -23,12 +23,11 @@ from ray.tune.search.optuna import OptunaSearch
 from vsearch.cluster import connect
 from vsearch.config import TrainConfig
 from vsearch.data import storage
-from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
 from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig
 from vsearch.evaluate.score import FIELD_LEVELS, LEVELS
-from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, held_out_scores
+from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, held_out_scores, scored_dataset
 from vsearch.search.results import RUNS_FOLDER, write_held_out_fields, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace, TrialResources
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
@@ -57,11 +56,7 @@ def plan_search(space: SearchSpace, results: str | None = None) -> SearchPlan:
     """Every check that needs no Ray: the dataset, stains and their roles, conditions, held-out fields; refuses
     overlaps."""
     space = space.model_copy(update={"dataset": storage.absolute(space.dataset)})
-    dataset = open_dataset(space.dataset)
-    missing = [s for s in space.stains if s not in dataset.info.stains]
-    if missing:
-        raise ValueError(f"stains: {missing[0]!r} is not a stain of {space.dataset} ({dataset.info.stains})")
-    roles = StainRoles.resolve(dataset.info.stain_roles(), space.stains, space.roles)
+    dataset, roles = scored_dataset(space.dataset, space.stains, space.roles)
     conditions = sorted(set(conditions_of(dataset.manifest)))
     resolved = ResolvedSpace(space, conditions)
     eval_ids = held_out_fields(

@@ -5,7 +5,7 @@ seeds cannot tell."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -20,6 +20,7 @@ NO_CLEAR_DIFFERENCE = "no clear difference"
 @dataclass(frozen=True)
 class Answer:
     question: str
+    level: str
     model: str
     answer: str
     evidence: str
@@ -58,7 +59,17 @@ def answer_questions(matrix: pd.DataFrame, level: str = "pixel") -> list[Answer]
         pooled = _pooling(rows, single, model)
         if pooled:
             answers.append(pooled)
-    return answers
+    return [replace(answer, level=level) for answer in answers]
+
+
+def _compare(question: str, model: str, named: tuple[str, pd.DataFrame, str, pd.DataFrame], yes: str, no: str):
+    """The answer to whether the first named set of scores beats the second, paired by seed."""
+    a_name, a_rows, b_name, b_rows = named
+    if a_rows.empty or b_rows.empty:
+        return None
+    a, b = _by_seed(a_rows), _by_seed(b_rows)
+    mean, se, n = paired_difference(a, b)
+    return Answer(question, "", model, _verdict(mean, se, n, yes, no), _evidence(a_name, a, b_name, b))
 
 
 def _phenotype(single: pd.DataFrame, model: str) -> Answer | None:
@@ -66,16 +77,10 @@ def _phenotype(single: pd.DataFrame, model: str) -> Answer | None:
     tested_phenotype = single.test_condition.str.split("/").str[1]
     forward = single[(trained_phenotype == NON_TOXIC) & (tested_phenotype == TOXIC)]
     reverse = single[(trained_phenotype == TOXIC) & (tested_phenotype == NON_TOXIC)]
-    if forward.empty or reverse.empty:
-        return None
-    a, b = _by_seed(forward), _by_seed(reverse)
-    mean, se, n = paired_difference(a, b)
-    return Answer(
-        "Does non-toxic training transfer to toxic better than the reverse?",
-        model,
-        _verdict(mean, se, n, "yes", "no: toxic training transfers better"),
-        _evidence("non-toxic → toxic", a, "toxic → non-toxic", b),
-    )
+    return _compare(
+        "Does non-toxic training transfer to toxic better than the reverse?", model,
+        ("non-toxic → toxic", forward, "toxic → non-toxic", reverse), "yes", "no: toxic training transfers better",
+    )  # fmt: skip
 
 
 def _worst_type(single: pd.DataFrame, model: str) -> Answer | None:
@@ -94,6 +99,7 @@ def _worst_type(single: pd.DataFrame, model: str) -> Answer | None:
         verdict = f"{NO_CLEAR_DIFFERENCE} between {worst} and {next_worst}"
     return Answer(
         "Which cell type's models transfer worst to other cell types?",
+        "",
         model,
         verdict,
         _evidence(f"{worst}-trained", per_type[worst], f"{next_worst}-trained", per_type[next_worst])
@@ -103,16 +109,10 @@ def _worst_type(single: pd.DataFrame, model: str) -> Answer | None:
 
 def _both(single: pd.DataFrame, model: str) -> Answer | None:
     both, type_only = single[single["shift"] == UNSEEN_BOTH], single[single["shift"] == UNSEEN_CELL_TYPE]
-    if both.empty or type_only.empty:
-        return None
-    a, b = _by_seed(both), _by_seed(type_only)
-    mean, se, n = paired_difference(a, b)
-    return Answer(
-        "Does an unseen cell type and phenotype score higher than an unseen cell type alone?",
-        model,
-        _verdict(mean, se, n, "yes", "no: it scores lower"),
-        _evidence("unseen type and phenotype", a, "unseen type", b),
-    )
+    return _compare(
+        "Does an unseen cell type and phenotype score higher than an unseen cell type alone?", model,
+        ("unseen type and phenotype", both, "unseen type", type_only), "yes", "no: it scores lower",
+    )  # fmt: skip
 
 
 def _pooling(rows: pd.DataFrame, single: pd.DataFrame, model: str) -> Answer | None:
@@ -125,6 +125,7 @@ def _pooling(rows: pd.DataFrame, single: pd.DataFrame, model: str) -> Answer | N
     mean, se, n = paired_difference(means[best_pooled], means[best_single])
     return Answer(
         "Does pooling conditions beat the best single condition (over every test condition)?",
+        "",
         model,
         _verdict(mean, se, n, f"yes: {best_pooled}", f"no: {best_single} alone does better"),
         _evidence(best_pooled, means[best_pooled], best_single, means[best_single]),
@@ -132,4 +133,4 @@ def _pooling(rows: pd.DataFrame, single: pd.DataFrame, model: str) -> Answer | N
 
 
 def answers_table(answers: list[Answer]) -> pd.DataFrame:
-    return pd.DataFrame([a.__dict__ for a in answers], columns=["question", "model", "answer", "evidence"])
+    return pd.DataFrame([a.__dict__ for a in answers], columns=["question", "level", "model", "answer", "evidence"])

@@ -15,12 +15,11 @@ import ray.tune
 
 from vsearch.cluster import connect
 from vsearch.data import storage
-from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
 from vsearch.data.splits import assign_splits
 from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig
-from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields
+from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, scored_dataset
 from vsearch.search.results import RUNS_FOLDER, read_trials, write_held_out_fields
 from vsearch.search.tuner import (
     experiment_config,
@@ -50,11 +49,7 @@ def plan_study(spec: StudySpec, results: str | None = None) -> StudyPlan:
     """Every check that needs no Ray: stains, roles, training sets, that each condition has test wells and each
     training set validation wells; the fields every model is scored on."""
     spec = spec.model_copy(update={"dataset": storage.absolute(spec.dataset)})
-    dataset = open_dataset(spec.dataset)
-    missing = [s for s in spec.stains if s not in dataset.info.stains]
-    if missing:
-        raise ValueError(f"stains: {missing[0]!r} is not a stain of {spec.dataset} ({dataset.info.stains})")
-    roles = StainRoles.resolve(dataset.info.stain_roles(), spec.stains, spec.roles)
+    dataset, roles = scored_dataset(spec.dataset, spec.stains, spec.roles)
     manifest = dataset.manifest
     labels = conditions_of(manifest)
     conditions = sorted(set(labels))
