@@ -137,7 +137,7 @@ def test_shipped_search_spaces_are_valid(name):
 
     path = Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"
     space = load_yaml(path, SearchSpace)
-    assert space.num_trials >= 8
+    assert space.num_trials >= 4
     resolved = ResolvedSpace(space, CONDITIONS)  # the shipped spaces name the synthetic screen's conditions
     assert not set(resolved.trainable) & set(resolved.held_out)
 
@@ -178,3 +178,14 @@ def test_grid_runs_every_preset_and_listed_value_once():
 def test_grid_refuses_continuous_dimensions_naming_the_key(overrides, message):
     with pytest.raises(ValueError, match=message):
         ResolvedSpace(SearchSpace(**space(sampler="grid", **overrides)), CONDITIONS)
+
+
+@pytest.mark.parametrize("name", ["demo", "paper"])
+def test_shipped_studies_are_valid_designs(name):
+    from pathlib import Path
+
+    from vsearch.study.spec import StudySpec
+
+    spec = load_yaml(Path(__file__).resolve().parents[1] / "studies" / f"{name}.yaml", StudySpec)
+    sets = spec.training_sets.expand(CONDITIONS)  # the shipped studies name the synthetic screen's conditions
+    assert len(spec.seeds) >= 2 and all(abs(sum(w.values()) - 1) < 1e-9 for w in sets.values())
