@@ -142,6 +142,8 @@ def test_matrix_panels_are_the_mean_then_each_stain(trials):
     assert list(panels) == [MEAN_OF_STAINS, "nuclei", "cytoplasm"]
     np.testing.assert_allclose(panels["nuclei"].to_numpy(), [[0.9, 0.1], [0.8, 0.2]])  # t-lung, t-mix rows
     np.testing.assert_allclose(panels[MEAN_OF_STAINS].to_numpy(), [[0.8, 0.2], [0.7, 0.2]])
+    unscored = trials.assign(**{"score/lung/toxic/dna_damage/pixel": NAN})  # a stain no trial scored
+    assert list(matrix_panels(unscored, "pixel")) == [MEAN_OF_STAINS, "nuclei", "cytoplasm"]
 
 
 def test_pareto_points_mark_the_trials_no_other_dominates(trials):

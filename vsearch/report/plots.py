@@ -17,8 +17,13 @@ WEIGHT_PREFIX = "w/"
 
 
 def matrix_panels(trials: pd.DataFrame, level: str) -> dict[str, pd.DataFrame]:
-    """The level's generalisation matrices: the mean over stains, then one per stain (``generalisation_matrix``)."""
-    stains = list(dict.fromkeys(score_columns(trials).query("level == @level").stain))
+    """The level's generalisation matrices: the mean over stains, then one per stain that any completed trial
+    scored at the level (``generalisation_matrix``); a stain the level cannot score, such as the instance level
+    of a stain without objects of its own, gets no empty panel."""
+    columns = score_columns(trials).query("level == @level")
+    done = ranked_completed(trials)
+    scored = [bool(done[column].notna().any()) for column in columns.column]
+    stains = list(dict.fromkeys(columns.stain[scored]))
     return {MEAN_OF_STAINS: generalisation_matrix(trials, level)} | {
         stain: generalisation_matrix(trials, level, stain) for stain in stains
     }
