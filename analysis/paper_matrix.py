@@ -1,6 +1,6 @@
 """Tonks et al.'s 6 × 6 design on the synthetic screen: one U-Net per single condition × seeds, each tested on the
 test wells of all six conditions; writes the study's results and report, the pixel-level matrix as a PNG and
-the answers to the paper's questions as Markdown.
+the answers to the paper's questions and the transfer losses between cell types as Markdown.
 
     .venv/bin/python analysis/paper_matrix.py [--out analysis_out] [--seeds 3] [--epochs 12]
 
@@ -17,12 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from vsearch.config import OptimConfig, UNetConfig
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.evaluate.score import FIELD_LEVELS
 from vsearch.report.page import write_report
 from vsearch.report.study import study_matrix_figure, study_panels
-from vsearch.study.answers import answer_questions, answers_table
+from vsearch.study.answers import answer_questions, answers_table, transfer_losses
 from vsearch.study.matrix import generalisation_gap
 from vsearch.study.runner import run_study
 from vsearch.study.spec import StudyModel, StudySpec, TrainingSets
@@ -52,6 +55,22 @@ def screenshot(figure, out: Path, width: int, height: int) -> None:
 def markdown(table) -> str:
     rows = [list(table.columns), ["---"] * len(table.columns), *table.astype(str).to_numpy().tolist()]
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def type_transfer_table(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Rows: level and trained cell type; columns: tested cell type; cells: mean transfer loss (over phenotypes,
+    then seeds) against the test condition's own model, ± its standard error over seeds."""
+    rows = []
+    for level in FIELD_LEVELS:
+        losses = transfer_losses(matrix, level)
+        trained, tested = losses.trained_on.str.split("/").str[0], losses.test_condition.str.split("/").str[0]
+        other = losses[trained != tested].assign(trained=trained, tested=tested)
+        by_seed = other.groupby(["trained", "tested", "seed"]).score.mean()
+        for (t, u), seeds in by_seed.groupby(["trained", "tested"]):
+            se = seeds.std(ddof=1) / np.sqrt(len(seeds))
+            rows.append({"level": level, "trained on": t, "tested on": u, "loss": f"{seeds.mean():+.3f} ± {se:.3f}"})
+    table = pd.DataFrame(rows).pivot(index=["level", "trained on"], columns="tested on", values="loss")
+    return table.reindex(FIELD_LEVELS, level=0).fillna("").reset_index()
 
 
 def main() -> None:
@@ -84,11 +103,12 @@ def main() -> None:
     png = Path(__file__).parent / "paper_matrix.png"
     screenshot(figure, png, width=1700, height=520)
     answers = answers_table([a for level in FIELD_LEVELS for a in answer_questions(matrix, level)])
-    (out / "answers.md").write_text(markdown(answers))
+    types = type_transfer_table(matrix)
+    (out / "answers.md").write_text(markdown(answers) + "\n\n" + markdown(types) + "\n")
     summary = {"wall_seconds": round(wall), "models": int(matrix.trial_id.nunique()), "report": report,
                "png_bytes": png.stat().st_size}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(markdown(answers))
+    print(markdown(answers), markdown(types), sep="\n\n")
     print(json.dumps(summary, indent=2))
     if summary["png_bytes"] > PNG_LIMIT:
         raise SystemExit(f"{png} is {summary['png_bytes']} bytes, over {PNG_LIMIT}")

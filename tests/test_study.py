@@ -107,12 +107,30 @@ def test_grid_puts_single_conditions_on_the_diagonal_then_pooled_sets():
 def test_the_papers_questions_are_answered_from_the_numbers():
     answers = {a.question.split()[1]: a for a in answer_questions(two_type_matrix(noise=0.01))}
     assert answers["non-toxic"].answer == "yes"
-    # by hand: non-toxic-trained on toxic (0.7 + 0.6 + 0.7 + 0.3) / 4, toxic-trained on non-toxic 0.475
-    forward, reverse = map(float, re.findall(r"toxic (0\.\d+)", answers["non-toxic"].evidence)[:2])
-    assert forward == pytest.approx(0.575, abs=0.02) and reverse == pytest.approx(0.475, abs=0.02)
+    # by hand: non-toxic-trained on toxic (0.7 + 0.6 + 0.7 + 0.3) / 4 - 0.9 (each toxic condition's own model),
+    # toxic-trained on non-toxic 0.475 - 0.9
+    forward, reverse = map(float, re.findall(r"toxic ([+-]0\.\d+)", answers["non-toxic"].evidence)[:2])
+    assert forward == pytest.approx(-0.325, abs=0.02) and reverse == pytest.approx(-0.425, abs=0.02)
     assert answers["cell"].answer == "breast"
     assert answers["an"].answer.startswith("no")  # unseen type+phenotype 0.3 / 0.6, as unseen type alone
     assert answers["pooling"].answer == "yes: all"
+
+
+def test_transfer_is_scored_against_the_test_conditions_own_model():
+    """Toxic fields are hard for every model (its own scores 0.4 there): raw scores would favour toxic training
+    (0.6 vs 0.35), but non-toxic training loses only 0.05 against the toxic model, toxic training 0.3 against
+    the non-toxic one. A test condition no model trained on alone (ovarian/toxic) drops out."""
+    rng = np.random.default_rng(1)
+    base = {
+        "lung/non_toxic": {"lung/non_toxic": 0.9, "lung/toxic": 0.35, "ovarian/toxic": 0.1},
+        "lung/toxic": {"lung/toxic": 0.4, "lung/non_toxic": 0.6, "ovarian/toxic": 0.9},
+    }
+    matrix = matrix_of({(trained, seed): {t: v + 0.005 * rng.standard_normal() for t, v in by_test.items()}
+                        for trained, by_test in base.items() for seed in (0, 1, 2)})  # fmt: skip
+    answer = next(a for a in answer_questions(matrix) if a.question.startswith("Does non-toxic"))
+    assert answer.answer == "yes"
+    forward, reverse = map(float, re.findall(r"toxic ([+-]0\.\d+)", answer.evidence)[:2])
+    assert forward == pytest.approx(-0.05, abs=0.01) and reverse == pytest.approx(-0.3, abs=0.01)
 
 
 def test_differences_within_the_seed_noise_are_not_called():

@@ -361,7 +361,10 @@ def study(
         _fail(error)
     trained = matrix.trial_id.nunique() if len(matrix) else 0
     console.print(f"{trained} of {len(plan.cells)} models scored on {len(plan.test_fields)} test conditions")
-    console.print("[bold]the paper's questions[/bold] (per level, mean over stains):")
+    console.print(
+        "[bold]the paper's questions[/bold] (per level, mean over stains; transfer is scored against each test "
+        "condition's own model)"
+    )
     for level in FIELD_LEVELS if len(matrix) else []:
         for answer in answer_questions(matrix, level):
             console.print(

@@ -63,6 +63,12 @@ PHENOTYPES: dict[str, Phenotype] = {
 }
 # fmt: on
 
+# Untreated cultures hold mitotic and dying cells, rounded with condensed chromatin, much like a toxic phenotype's;
+# any well's cell is one of them with this probability, so non-toxic fields show a few toxic-looking cells while
+# treated wells show few healthy-looking ones
+SPONTANEOUS_FRACTION = 0.08
+SPONTANEOUS = PHENOTYPES["toxic"]
+
 STAINS = ["nuclei", "cytoplasm", "dna_damage"]
 LABELS = ["nuclei", "cells"]
 NEGATIVE_CONTROL = ("non_toxic", "DMSO", 0.0)
@@ -281,13 +287,16 @@ class CellMaps:
     nucleus_signal: np.ndarray  # DNA stain density, 0 outside nuclei
     foci: np.ndarray  # DNA-damage foci, one impulse each
     rho: np.ndarray  # normalised distance to the nearest cell centre (< 1 inside a cell), for overlaps
+    condensation: np.ndarray  # each nucleus's DNA stain gain (its cell's phenotype)
+    chromatin_texture: np.ndarray  # each nucleus's chromatin texture amplitude
+    cytoplasm_gain: np.ndarray  # each cell's cytoplasm stain gain (rounder cells stain brighter per pixel)
 
     @classmethod
     def empty(cls, size: int) -> CellMaps:
-        zeros = np.zeros((size, size))
+        zeros, ones = np.zeros((size, size)), np.ones((size, size))
         return cls(
             np.zeros((size, size), np.int32), np.zeros((size, size), np.int32), zeros.copy(), zeros.copy(),
-            zeros.copy(), zeros.copy(), np.full((size, size), np.inf),
+            zeros.copy(), zeros.copy(), np.full((size, size), np.inf), ones.copy(), ones.copy(), ones.copy(),
         )  # fmt: skip
 
 
@@ -326,6 +335,7 @@ def _draw_cell(
     mine = (rho < 1) & (rho < maps.rho[box])
     maps.rho[box][mine] = rho[mine]
     maps.cells[box][mine] = label
+    maps.cytoplasm_gain[box][mine] = 1 + ROUNDED_CYTOPLASM_GAIN * phenotype.rounding
     body = np.where(rho < 1, cell_height * np.sqrt(np.clip(1 - rho**2, 0, 1)), 0)  # a dome
     maps.height[box] = np.maximum(maps.height[box], body)
 
@@ -334,6 +344,8 @@ def _draw_cell(
     rho_n = _shape_rho(dy - offset[0], dx - offset[1], nucleus_radius, nucleus_elongation, angle, nucleus_harmonics)
     inside = rho_n < 1
     maps.nuclei[box][inside] = label
+    maps.condensation[box][inside] = phenotype.condensation
+    maps.chromatin_texture[box][inside] = CHROMATIN_TEXTURE + FRAGMENTED_CHROMATIN_TEXTURE * phenotype.fragmentation
     dome = np.sqrt(np.clip(1 - rho_n**2, 0, 1))
     maps.height[box] += NUCLEUS_DOME * cell_height * dome
     maps.phase[box] += np.where(inside, NUCLEUS_PHASE * cell_height * dome, 0)
@@ -345,34 +357,36 @@ def _draw_cell(
 
 
 def draw_cells(rng: np.random.Generator, size: int, cell_type: CellType, phenotype: Phenotype) -> CellMaps:
-    """A field's cells: how many (Poisson on the density), how large, where, then each drawn."""
+    """A field's cells: how many (Poisson on the density), which are spontaneously rounded and condensed, how
+    large, where, then each drawn."""
     n = rng.poisson(cell_type.density * phenotype.density_scale * size * size / 1e4)
-    radii = cell_type.cell_radius * phenotype.cell_scale * rng.lognormal(0, CELL_SIZE_SPREAD, max(n, 1))
+    spontaneous = rng.random(max(n, 1)) < SPONTANEOUS_FRACTION
+    cells = [SPONTANEOUS if s else phenotype for s in spontaneous]
+    cell_scale = np.array([c.cell_scale for c in cells])
+    nucleus_scale = np.array([c.nucleus_scale for c in cells])
+    radii = cell_type.cell_radius * cell_scale * rng.lognormal(0, CELL_SIZE_SPREAD, max(n, 1))
     nucleus_radii = np.minimum(
-        cell_type.nucleus_radius * phenotype.nucleus_scale * rng.lognormal(0, NUCLEUS_SIZE_SPREAD, max(n, 1)),
+        cell_type.nucleus_radius * nucleus_scale * rng.lognormal(0, NUCLEUS_SIZE_SPREAD, max(n, 1)),
         MAX_NUCLEUS_FRACTION * radii,
     )
     centres = _place_cells(rng, n, size, radii, nucleus_radii, cell_type.clustering)
     maps = CellMaps.empty(size)
     for i, centre in enumerate(centres):
-        _draw_cell(rng, maps, i + 1, centre, radii[i], nucleus_radii[i], cell_type, phenotype)
+        _draw_cell(rng, maps, i + 1, centre, radii[i], nucleus_radii[i], cell_type, cells[i])
     maps.cells[maps.nuclei > 0] = maps.nuclei[maps.nuclei > 0]
     return maps
 
 
-def image_stains(rng: np.random.Generator, maps: CellMaps, phenotype: Phenotype) -> dict[str, np.ndarray]:
+def image_stains(rng: np.random.Generator, maps: CellMaps) -> dict[str, np.ndarray]:
     """The three stains as a camera records them (PSF blur, Poisson-Gaussian noise), uint16."""
     size = len(maps.cells)
     cell_mask, nucleus_mask = maps.cells > 0, maps.nuclei > 0
-    texture = FRAGMENTED_CHROMATIN_TEXTURE * phenotype.fragmentation + CHROMATIN_TEXTURE
-    chromatin = 1 + texture * _smooth_noise(rng, (size, size), CHROMATIN_GRAIN_PX)
-    nuclei = (
-        STAIN_PEAK["nuclei"] * phenotype.condensation * maps.nucleus_signal * np.clip(chromatin, TEXTURE_FLOOR, None)
-    )
+    chromatin = 1 + maps.chromatin_texture * _smooth_noise(rng, (size, size), CHROMATIN_GRAIN_PX)
+    nuclei = STAIN_PEAK["nuclei"] * maps.condensation * maps.nucleus_signal * np.clip(chromatin, TEXTURE_FLOOR, None)
     cytoplasm_texture = 1 + CYTOPLASM_TEXTURE * _smooth_noise(rng, (size, size), CYTOPLASM_GRAIN_PX)
     cytoplasm = (
         STAIN_PEAK["cytoplasm"]
-        * (1 + ROUNDED_CYTOPLASM_GAIN * phenotype.rounding)
+        * maps.cytoplasm_gain
         * cell_mask
         * np.where(nucleus_mask, CYTOPLASM_OVER_NUCLEUS, 1.0)
         * np.clip(cytoplasm_texture, TEXTURE_FLOOR, None)
@@ -413,7 +427,7 @@ def synth_field(
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """One field: bright-field ``[Z,H,W]``, stains and labels, all uint16 / int32."""
     maps = draw_cells(rng, size, cell_type, phenotype)
-    stains = image_stains(rng, maps, phenotype)
+    stains = image_stains(rng, maps)
     bf = image_bright_field(rng, maps, cell_type, bf_planes, illumination)
     return bf, stains, {"nuclei": maps.nuclei, "cells": maps.cells}
 

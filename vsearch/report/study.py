@@ -130,8 +130,10 @@ table.trials td,table.trials th{{padding:2px 10px;text-align:left;border-bottom:
 {seeds.min()}–{seeds.max()} seeds, each tested on the test wells of {matrix.test_condition.nunique()} conditions
 (wells no model trained on). Scores are in [0, 1], higher is better.</p>
 <h2>The paper's questions</h2>
-<p>At each level, averaged over stains. A difference counts when it exceeds twice its standard error over
-seeds.</p>
+<p>At each level, averaged over stains. The transfer questions compare losses against each test condition's own
+model: a model's score minus that of the same config and seed trained on the test condition alone (0: it
+transfers perfectly), so a test condition that is hard for every model does not decide them. A difference counts
+when it exceeds twice its standard error over seeds.</p>
 {answers}
 <h2>Generalisation matrices</h2>{"".join(plots[: len(levels)])}
 <h2>Distribution shifts</h2>{plots[len(levels)]}
