@@ -15,11 +15,15 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(VENV)/bin/vsearch data synth --out $(DEMO_DIR)/screen --size 128 --overwrite
 	$(VENV)/bin/vsearch data describe $(DEMO_DIR)/screen
-	rm -rf $(DEMO_DIR)/results
+	rm -rf $(DEMO_DIR)/results $(DEMO_DIR)/results-next $(DEMO_DIR)/study
 	$(VENV)/bin/vsearch run search_spaces/demo.yaml --results $(DEMO_DIR)/results
+	$(VENV)/bin/vsearch study studies/demo.yaml --results $(DEMO_DIR)/study
 	$(VENV)/bin/vsearch report $(DEMO_DIR)/results
-	@echo "synthetic screen: $(DEMO_DIR)/screen   search results: $(DEMO_DIR)/results/trials.parquet"
-	@echo "report: $(DEMO_DIR)/results/report.html (open it in a browser)"
+	$(VENV)/bin/vsearch report $(DEMO_DIR)/study
+	$(VENV)/bin/vsearch recommend $(DEMO_DIR)/results --budget 24
+	@echo "synthetic screen: $(DEMO_DIR)/screen   search: $(DEMO_DIR)/results   study: $(DEMO_DIR)/study"
+	@echo "report: $(DEMO_DIR)/study/report.html (the generalisation matrix; open it in a browser)"
+	@echo "search report (trials and the recommended mix): $(DEMO_DIR)/results/report.html"
 
 test: venv
 	$(VENV)/bin/ruff check .

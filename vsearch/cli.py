@@ -374,6 +374,59 @@ def study(
     console.print(f"report: vsearch report {results or spec.results}")
 
 
+@app.command("recommend")
+def recommend(
+    results: Annotated[str, typer.Argument(help="Results folder or s3:// prefix of a `vsearch run` or `study`.")],
+    budget: Annotated[int | None, typer.Option(help="Training fields to image: split over the conditions.")] = None,
+    objective: Annotated[str, typer.Option(help="composite, pixel, instance or feature.")] = "composite",
+    top: Annotated[int, typer.Option(help="Next mixes to propose.")] = 3,
+) -> None:
+    """Recommend a training mix: fit a surrogate of the objective over the mix weights, report the mix it
+    predicts best and whether that beats the best mix tried, and propose the next mixes to try."""
+    from vsearch.recommend.mixes import recommend_mix
+    from vsearch.recommend.results import write_next_space, write_recommendation
+    from vsearch.recommend.sources import read_mix_scores
+    from vsearch.study.results import is_study
+
+    try:
+        rec = recommend_mix(read_mix_scores(results, objective), budget=budget, top=top)
+        saved = write_recommendation(results, rec)
+        next_space = None if is_study(results) else write_next_space(results, rec)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+    _show_recommendation(rec)
+    console.print(f"recommendation: [bold]{saved}[/bold]")
+    if next_space:
+        console.print(f"next mixes as a search space: [bold]vsearch run {next_space}[/bold]")
+    else:
+        console.print("next mixes: list them under training_sets.mixes of a study to run them")
+
+
+def _show_recommendation(rec) -> None:
+    mix = ", ".join(f"{k} {v:.2f}" for k, v in rec.weights.items())
+    low, high = rec.interval
+    console.print(f"[bold]recommended mix[/bold] ({rec.objective}, {rec.trials} trials): {mix}")
+    console.print(f"  predicted {rec.objective} {rec.predicted:.3f} (95% interval {low:.3f}–{high:.3f})")
+    if rec.fields:
+        console.print("  fields to image: " + ", ".join(f"{k} {n}" for k, n in rec.fields.items()))
+    best = ", ".join(f"{k} {v:.2f}" for k, v in rec.best_tried.items())
+    console.print(f"  best mix tried: {best}: {rec.best_tried_score:.3f} over {rec.best_tried_runs} run(s)")
+    console.print(f"  {rec.verdict}; seed noise SD {rec.noise_sd:.3f} from {rec.noise_source}")
+    console.print(
+        f"  surrogate: leave-one-trial-out rank correlation {rec.loo_spearman:.2f}"
+        + ("" if rec.trusted else " (too low to trust its ranking)")
+    )
+    shown = Table(title="next mixes worth trying (expected improvement)")
+    for column in ("mix", "predicted", "sd", "expected improvement"):
+        shown.add_column(column)
+    for proposed in rec.next_mixes:
+        weights = ", ".join(f"{k} {v:.2f}" for k, v in proposed.weights.items())
+        shown.add_row(
+            weights, f"{proposed.predicted:.3f}", f"{proposed.sd:.3f}", f"{proposed.expected_improvement:.4f}"
+        )
+    console.print(shown)
+
+
 @app.command("report")
 def report(
     results: Annotated[str, typer.Argument(help="Results folder or s3:// prefix of a `vsearch run` or `study`.")],

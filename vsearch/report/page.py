@@ -9,6 +9,7 @@ import pandas as pd
 
 from vsearch.data import storage
 from vsearch.evaluate.score import FIELD_LEVELS
+from vsearch.recommend.sources import search_mix_scores
 from vsearch.report.examples import examples_figure
 from vsearch.report.matrix import ranked_completed, score_columns, training_set_label, training_set_labels
 from vsearch.report.plots import (
@@ -19,6 +20,7 @@ from vsearch.report.plots import (
     pareto_figure,
     pareto_points,
 )
+from vsearch.report.recommendation import recommendation_section
 from vsearch.report.study import study_report_html
 from vsearch.search.examples import read_examples
 from vsearch.search.results import TRIALS_FILE, read_trials
@@ -58,7 +60,10 @@ def report_html(results: str) -> str:
         examples_note = ""
     except FileNotFoundError as missing:  # a search from before examples were saved: the rest of the report stands
         examples_note = f"<p>No example predictions: {html.escape(str(missing))}</p>"
+    recommendation, recommendation_plot = recommendation_section(lambda: search_mix_scores(trials))
+    figures += [recommendation_plot] if recommendation_plot else []
     plots = [f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures)]
+    examples_end = len(plots) - (1 if recommendation_plot else 0)
     counts = ", ".join(f"{n} {status}" for status, n in trials.status.value_counts().items())
     held_out = ", ".join(json.loads(trials.held_out.iloc[0]))
     return f"""<!DOCTYPE html>
@@ -72,7 +77,8 @@ table.trials td,table.trials th{{padding:2px 10px;text-align:left;border-bottom:
 <h2>Generalisation matrices</h2>{"".join(plots[: len(levels)])}
 <h2>Levels and the Pareto front</h2>{plots[len(levels)]}
 <h2>Training composition</h2>{plots[len(levels) + 1]}
-<h2>Example predictions</h2>{"".join(plots[len(levels) + 2 :])}{examples_note}
+<h2>Example predictions</h2>{"".join(plots[len(levels) + 2 : examples_end])}{examples_note}
+<h2>Recommended training mix</h2>{recommendation}{"".join(plots[examples_end:])}
 </body></html>
 """
 

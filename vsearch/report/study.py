@@ -12,6 +12,8 @@ from plotly.subplots import make_subplots
 
 from vsearch.data import storage
 from vsearch.evaluate.score import FIELD_LEVELS, LEVELS
+from vsearch.recommend.sources import study_mix_scores
+from vsearch.report.recommendation import recommendation_section
 from vsearch.study.answers import answer_questions, answers_table
 from vsearch.study.matrix import (
     IN_DISTRIBUTION,
@@ -22,7 +24,7 @@ from vsearch.study.matrix import (
     matrix_grid,
     shift_summary,
 )
-from vsearch.study.results import MATRIX_FILE, read_matrix
+from vsearch.study.results import MATRIX_FILE, read_cells, read_matrix
 
 ROW_HEIGHT = 34  # pixels per training set
 GAP = "gap (in − out)"
@@ -117,6 +119,8 @@ def study_report_html(results: str) -> str:
     ]
     figures = [study_matrix_figure(study_panels(matrix, lv), generalisation_gap(matrix, lv), lv) for lv in levels]
     figures.append(shift_figure(shift_summary(matrix, "pixel"), "pixel"))
+    recommendation, recommendation_plot = recommendation_section(lambda: study_mix_scores(read_cells(results), matrix))
+    figures += [recommendation_plot] if recommendation_plot else []
     plots = [f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures)]
     answered = [a for level in levels if level in FIELD_LEVELS for a in answer_questions(matrix, level)]
     answers = answers_table(answered).to_html(index=False, border=0, classes="trials")
@@ -129,13 +133,14 @@ table.trials td,table.trials th{{padding:2px 10px;text-align:left;border-bottom:
 <p>{html.escape(source)}: {matrix.training_set.nunique()} training sets × {matrix.model.nunique()} model(s) ×
 {seeds.min()}–{seeds.max()} seeds, each tested on the test wells of {matrix.test_condition.nunique()} conditions
 (wells no model trained on). Scores are in [0, 1], higher is better.</p>
+<h2>Generalisation matrices</h2>{"".join(plots[: len(levels)])}
 <h2>The paper's questions</h2>
 <p>At each level, averaged over stains. The transfer questions compare losses against each test condition's own
 model: a model's score minus that of the same config and seed trained on the test condition alone (0: it
 transfers perfectly), so a test condition that is hard for every model does not decide them. A difference counts
 when it exceeds twice its standard error over seeds.</p>
 {answers}
-<h2>Generalisation matrices</h2>{"".join(plots[: len(levels)])}
 <h2>Distribution shifts</h2>{plots[len(levels)]}
+<h2>Recommended training mix</h2>{recommendation}{"".join(plots[len(levels) + 1 :])}
 </body></html>
 """

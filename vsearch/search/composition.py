@@ -15,6 +15,7 @@ from vsearch.data.manifest import conditions_of
 
 TOLERANCE = 1e-6  # how far from 1 the weights may sum
 SAMPLED = "sampled"  # the search's choice of free weights, beside the presets
+MIX = "mix"  # a named mix of the space, chosen as ``mix:<name>``
 NON_TOXIC = "non_toxic"
 
 
@@ -30,6 +31,16 @@ def check_composition(composition: Mapping[str, float]) -> None:
     total = sum(composition.values())
     if abs(total - 1) > TOLERANCE:
         raise ValueError(f"composition weights sum to {total:.9g}, not 1 (±{TOLERANCE:g})")
+
+
+def check_named_mixes(mixes: Mapping[str, Mapping[str, float]]) -> Mapping[str, Mapping[str, float]]:
+    """Every named mix is a checked composition; an error names the mix."""
+    for name, composition in mixes.items():
+        try:
+            check_composition(composition)
+        except ValueError as error:
+            raise ValueError(f"mix {name!r}: {error}") from None
+    return mixes
 
 
 def normalise(weights: Mapping[str, float]) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""A search's results folder (local or ``s3://``): the trials table ``RESULTS/trials.parquet`` and each trial's
+"""A search's results folder (local or ``s3://``): the space it ran (``RESULTS/space.yaml``), the trials table
+``RESULTS/trials.parquet`` and each trial's
 Ray Train run (checkpoints) in ``RESULTS/runs/trial_<id>`` and its example predictions in
 ``RESULTS/examples/trial_<id>`` (``vsearch.search.examples``)."""
 
@@ -7,12 +8,14 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import yaml
 
 from vsearch.data import storage
 from vsearch.evaluate.score import FIELD_LEVELS
 from vsearch.report.pareto import pareto_front
 
 TRIALS_FILE = "trials.parquet"
+SPACE_FILE = "space.yaml"
 HELD_OUT_FILE = "held_out_fields.json"  # condition -> the field ids every trial is scored on
 RUNS_FOLDER = "runs"
 
@@ -32,20 +35,33 @@ def read_trials(results: str) -> pd.DataFrame:
         return pd.read_parquet(f)
 
 
+def write_space(results: str, space: dict) -> str:
+    """The search space as run (``SearchSpace.model_dump(mode="json")``), for `vsearch recommend` to continue."""
+    return storage.publish(storage.join(results, SPACE_FILE), yaml.safe_dump(space, sort_keys=False).encode())
+
+
+def read_space(results: str) -> dict:
+    return yaml.safe_load(_read_text(results, SPACE_FILE, "a `vsearch run` of this version"))
+
+
+def _read_text(results: str, name: str, writer: str) -> str:
+    fs, root = storage.filesystem(results)
+    try:
+        with fs.open(f"{root}/{name}", "r") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{storage.join(results, name)} not found: was {results} written by {writer}?"
+        ) from None
+
+
 def write_held_out_fields(results: str, fields: dict[str, list[str]]) -> str:
     return storage.publish(storage.join(results, HELD_OUT_FILE), json.dumps(fields, indent=2).encode())
 
 
 def read_held_out_fields(results: str) -> dict[str, list[str]]:
     """The held-out fields the search scored, by condition, as it saved them."""
-    fs, root = storage.filesystem(results)
-    try:
-        with fs.open(f"{root}/{HELD_OUT_FILE}", "r") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{storage.join(results, HELD_OUT_FILE)} not found: was {results} written by a `vsearch run`?"
-        ) from None
+    return json.loads(_read_text(results, HELD_OUT_FILE, "a `vsearch run`"))
 
 
 def best_trials(table: pd.DataFrame, mode: str) -> pd.DataFrame:

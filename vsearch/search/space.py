@@ -15,7 +15,15 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator, model
 from vsearch.config import DataConfig, OptimConfig, Strict, TrainConfig, UNetConfig, model_config
 from vsearch.data.manifest import Role, condition_of
 from vsearch.evaluate.score import Level
-from vsearch.search.composition import SAMPLED, preset_choices, preset_weights, simplex_weights
+from vsearch.search.composition import (
+    MIX,
+    SAMPLED,
+    check_named_mixes,
+    normalise,
+    preset_choices,
+    preset_weights,
+    simplex_weights,
+)
 
 MODEL_KEYS = ("family", "depth", "base_width", "norm", "upsampling", "residual")
 
@@ -95,6 +103,9 @@ class CompositionSpace(Strict):
     min_weight: float = Field(0.0, ge=0, lt=1)
     presets: list[Literal["single", "all_non_toxic", "all", "leave_one_type_out"]] = Field(default_factory=list)
     sample_weights: bool = True  # besides presets, sample free weights on the simplex
+    mixes: dict[str, dict[str, float]] = Field(default_factory=dict)  # named mixes, e.g. from `vsearch recommend`
+
+    _mixes_on_simplex = field_validator("mixes")(check_named_mixes)
 
 
 class ModelSpace(Strict):
@@ -170,8 +181,8 @@ class SearchSpace(Strict):
             raise ValueError("scheduler: multi-objective search runs without early stopping (use type: none)")
         if self.sampler == "nsga2" and self.objective.mode != "multi":
             raise ValueError("sampler: nsga2 is for objective.mode: multi")
-        if not self.composition.sample_weights and not self.composition.presets:
-            raise ValueError("composition: enable sample_weights or name at least one preset")
+        if not (self.composition.sample_weights or self.composition.presets or self.composition.mixes):
+            raise ValueError("composition: enable sample_weights, name at least one preset or list mixes")
         self._choices_within_train_bounds()
         return self
 
@@ -202,9 +213,11 @@ class ResolvedSpace:
     def __init__(self, space: SearchSpace, dataset_conditions: list[str]) -> None:
         self.space = space
         known = sorted(dataset_conditions)
+        named_in_mixes = [(f"composition.mixes.{n}", list(w)) for n, w in space.composition.mixes.items()]
         for key, names in (
             ("held_out.conditions", space.held_out.conditions),
             ("composition.conditions", space.composition.conditions or []),
+            *named_in_mixes,
         ):
             unknown = [c for c in names if c not in known]
             if unknown:
@@ -221,6 +234,10 @@ class ResolvedSpace:
             raise ValueError(f"composition.conditions: {excluded[0]!r} shares the held-out cell type or phenotype")
         if not trainable:
             raise ValueError("composition: no condition is left to train on")
+        for name, weights in space.composition.mixes.items():
+            outside = sorted(set(weights) - set(trainable))
+            if outside:
+                raise ValueError(f"composition.mixes.{name}: {outside[0]!r} is not a trainable condition {trainable}")
         self.held_out, self.trainable = held, sorted(trainable)
         if space.sampler == "grid":
             self.grid()
@@ -233,9 +250,12 @@ class ResolvedSpace:
 
     def composition_choices(self) -> list[str]:
         c = self.space.composition
-        return preset_choices(self.trainable, c.presets, c.sample_weights)
+        return [f"{MIX}:{name}" for name in c.mixes] + preset_choices(self.trainable, c.presets, c.sample_weights)
 
     def preset_weights(self, choice: str) -> dict[str, float]:
+        kind, _, name = choice.partition(":")
+        if kind == MIX:
+            return normalise(self.space.composition.mixes[name])
         return preset_weights(choice, self.trainable)
 
     def _sampled_weights(self, trial: Any) -> dict[str, float]:

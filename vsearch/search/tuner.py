@@ -28,7 +28,7 @@ from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig
 from vsearch.evaluate.score import FIELD_LEVELS, LEVELS
 from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, held_out_scores, scored_dataset
-from vsearch.search.results import RUNS_FOLDER, write_held_out_fields, write_trials
+from vsearch.search.results import RUNS_FOLDER, write_held_out_fields, write_space, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace, TrialResources
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
 
@@ -316,6 +316,7 @@ def run_search(
     # save the experiment state at every step, so a killed search resumes without rerunning finished trials
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
     connect()
+    write_space(plan.results, plan.space.model_dump(mode="json"))
     write_held_out_fields(plan.results, plan.eval_fields)  # the report shows these, not a recomputed choice
     grid = build_tuner(plan, callbacks, resume).fit()
     table = trials_table(grid, plan)

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from vsearch.config import DataConfig, ModelConfig, OptimConfig, Strict, TrainConfig, UNetConfig, model_config
 from vsearch.data.manifest import Role
 from vsearch.evaluate.score import Level
-from vsearch.search.composition import NON_TOXIC, check_composition, normalise
+from vsearch.search.composition import NON_TOXIC, check_named_mixes, normalise
 from vsearch.search.space import TrialResources
 
 TOXIC = "toxic"
@@ -26,15 +26,7 @@ class TrainingSets(Strict):
     presets: list[Literal["all_non_toxic", "all_toxic", "leave_one_type_out", "all"]] = Field(default_factory=list)
     mixes: dict[str, dict[str, float]] = Field(default_factory=dict)
 
-    @field_validator("mixes")
-    @classmethod
-    def _mixes_on_simplex(cls, mixes: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        for name, composition in mixes.items():
-            try:
-                check_composition(composition)
-            except ValueError as error:
-                raise ValueError(f"mix {name!r}: {error}") from None
-        return mixes
+    _mixes_on_simplex = field_validator("mixes")(check_named_mixes)
 
     def expand(self, conditions: list[str]) -> dict[str, dict[str, float]]:
         """Training-set name → composition over the dataset's ``conditions``; refuses unknown conditions."""
