@@ -1,7 +1,7 @@
 """How fast does each way of choosing training mixes find the best one? A tabular benchmark with a known optimum.
 
 Once: one fixed U-Net trained on every mix of a lattice over the three non-toxic conditions of the synthetic
-screen (step 0.2: 21 mixes) × 2 seeds, each scored on the test wells of the toxic conditions, which no mix
+screen (step 0.25: 15 mixes) × 2 seeds, 8 epochs each, scored on the test wells of the toxic conditions, which no mix
 trains on (a `vsearch study`). The table is kept in ``--out`` and reused.
 
 Then: selection strategies replayed on the table, each allowed to pick only lattice mixes; a pick returns the
@@ -160,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="benchmarks/out/search_efficiency")
     parser.add_argument("--replays", type=int, default=20)
-    parser.add_argument("--step", type=float, default=0.2)
+    parser.add_argument("--step", type=float, default=0.25)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.browser import render
 from vsearch.cli import app
 from vsearch.config import load_yaml
 from vsearch.recommend.continuation import continuation_space
@@ -211,3 +212,22 @@ def test_cli_recommends_splits_the_budget_and_writes_the_next_search(tmp_path):
     assert list(continued.composition.mixes) == ["next-1", "next-2"]
     missing = CliRunner().invoke(app, ["recommend", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "trials.parquet not found" in missing.output
+
+
+def test_a_search_report_ends_with_the_recommendation_on_a_ternary_map(tmp_path):
+    """Rendered in headless Chromium: the ternary figure draws beside the others, with no script error."""
+    table = search_trials(12).assign(
+        composition_preset="sampled", held_out=json.dumps(["lung/toxic"]),
+        **{"score/lung/toxic/nuclei/pixel": lambda t: t.composite},
+    )  # fmt: skip
+    results = tmp_path / "search"
+    write_trials(table, str(results))
+    run = CliRunner().invoke(app, ["report", str(results)])
+    assert run.exit_code == 0, run.output
+    page = (results / "report.html").read_text()
+    section = page[page.index("<h2>Recommended training mix</h2>") :]
+    assert "<b>Recommended mix</b> (composite, from 12 trials)" in section and "Next mixes worth trying" in section
+    assert '"type":"scatterternary"' in section
+    rendered = render(results / "report.html")
+    assert rendered.plots == page.count('class="plotly-graph-div"') and rendered.console == []
+    assert "ternarylayer" in rendered.dom or 'class="ternary"' in rendered.dom

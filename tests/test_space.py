@@ -137,7 +137,7 @@ def test_shipped_search_spaces_are_valid(name):
 
     path = Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"
     space = load_yaml(path, SearchSpace)
-    assert space.num_trials >= 4
+    assert space.num_trials >= 3  # a recommendation needs three scored trials
     resolved = ResolvedSpace(space, CONDITIONS)  # the shipped spaces name the synthetic screen's conditions
     assert not set(resolved.trainable) & set(resolved.held_out)
 

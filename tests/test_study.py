@@ -164,3 +164,18 @@ def test_plan_scores_every_condition_on_test_wells_no_training_set_uses(small_sc
         write_study(tmp_path / "s.yaml", small_screen, seeds=[1, 1])
     with pytest.raises(ValueError, match="stains: 'actin' is not a stain"):
         plan_study(write_study(tmp_path / "s.yaml", small_screen, stains=["actin"]))
+
+
+def test_models_from_a_search_are_its_best_completed_trials_optionally_trained_shorter():
+    from vsearch.study.spec import models_from_trials
+
+    config = {"family": "unet", "depth": 3, "base_width": 16, "lr": 0.002, "epochs": 12, "batch_size": 16}
+    trials = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "status": ["completed", "completed", "failed",
+                           "completed"], "composite": [0.4, 0.6, 0.9, 0.5],
+                           "config": [json.dumps(config | {"base_width": w}) for w in (8, 16, 32, 24)]})  # fmt: skip
+    best = models_from_trials(trials, 2)
+    assert [m.name for m in best] == ["trial b", "trial d"]  # the failed trial's 0.9 does not count
+    assert [m.model.base_width for m in best] == [16, 24] and best[0].epochs == 12 and best[0].optim.lr == 0.002
+    assert [m.epochs for m in models_from_trials(trials, 2, epochs=5)] == [5, 5]
+    with pytest.raises(ValueError, match="the search has no completed trial"):
+        models_from_trials(trials[trials.status == "failed"], 1)

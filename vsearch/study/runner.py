@@ -69,7 +69,8 @@ def plan_study(spec: StudySpec, results: str | None = None) -> StudyPlan:
         test_fields.setdefault(condition_of_field[field_id], []).append(field_id)
     models = spec.models
     if spec.models_from_search is not None:
-        models = models_from_trials(read_trials(spec.models_from_search.results), spec.models_from_search.best)
+        source = spec.models_from_search
+        models = models_from_trials(read_trials(source.results), source.best, source.epochs)
     cells = [
         {"training_set": name, "composition": composition, "model": model.model_dump(), "model_label": model.label(),
          "seed": seed}

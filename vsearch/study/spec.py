@@ -80,6 +80,7 @@ class ModelsFromSearch(Strict):
 
     results: str
     best: int = Field(1, ge=1)
+    epochs: int | None = Field(None, ge=1)  # train them this long instead of as the trial did (a cheaper proxy)
 
 
 class StudySpec(Strict):
@@ -118,9 +119,9 @@ class StudySpec(Strict):
         return self
 
 
-def models_from_trials(trials, best: int) -> list[StudyModel]:
+def models_from_trials(trials, best: int, epochs: int | None = None) -> list[StudyModel]:
     """The ``best`` completed trials of a search's trials table as study models (their model, optimiser,
-    epochs and batch size)."""
+    epochs, unless ``epochs`` is given, and batch size)."""
     done = trials[trials.status == "completed"].sort_values(["composite", "trial_id"], ascending=[False, True])
     if done.empty:
         raise ValueError("models_from_search: the search has no completed trial")
@@ -135,7 +136,7 @@ def models_from_trials(trials, best: int) -> list[StudyModel]:
                 name=f"trial {trial.trial_id}",
                 model=model_config(**model_keys),
                 optim=OptimConfig(lr=config["lr"], loss=config.get("loss", "l1")),
-                epochs=config["epochs"],
+                epochs=epochs or config["epochs"],
                 batch_size=config["batch_size"],
             )
         )
