@@ -231,3 +231,9 @@ def test_a_search_report_ends_with_the_recommendation_on_a_ternary_map(tmp_path)
     rendered = render(results / "report.html")
     assert rendered.plots == page.count('class="plotly-graph-div"') and rendered.console == []
     assert "ternarylayer" in rendered.dom or 'class="ternary"' in rendered.dom
+
+
+def test_few_unrepeated_trials_leave_the_noise_unmeasured_and_the_surrogate_untrusted():
+    rec = recommend_mix(trials(truth, n=4, noise=0.0))
+    assert not rec.distinguishable and not rec.trusted and np.isnan(rec.noise_sd)
+    assert rec.verdict.startswith("cannot tell whether any mix beats the best mix tried: the seed noise is unmeasured")

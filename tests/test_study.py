@@ -179,3 +179,17 @@ def test_models_from_a_search_are_its_best_completed_trials_optionally_trained_s
     assert [m.epochs for m in models_from_trials(trials, 2, epochs=5)] == [5, 5]
     with pytest.raises(ValueError, match="the search has no completed trial"):
         models_from_trials(trials[trials.status == "failed"], 1)
+
+
+def test_a_difference_counts_at_the_paired_t_tests_five_percent_level():
+    from vsearch.study.answers import critical_t
+
+    # Student's t(0.975) from a table: 12.706 (1 dof), 4.303 (2), 2.776 (4)
+    assert [round(critical_t(n), 3) for n in (2, 3, 5)] == [12.706, 4.303, 2.776]
+    # differences of 0.1, 0.2, 0.3 over 3 seeds: mean 0.2, SE 0.0577, t = 3.46 < 4.30, so not called
+    rows = {("lung/non_toxic", s): {"lung/non_toxic": 0.9, "lung/toxic": 0.9 - 0.1} for s in (0, 1, 2)}
+    rows |= {
+        ("lung/toxic", s): {"lung/toxic": 0.9, "lung/non_toxic": 0.9 - 0.1 - d} for s, d in enumerate((0.1, 0.2, 0.3))
+    }
+    answer = next(a for a in answer_questions(matrix_of(rows)) if a.question.startswith("Does non-toxic"))
+    assert answer.answer == NO_CLEAR_DIFFERENCE and "+0.200 ± 0.058" in answer.evidence

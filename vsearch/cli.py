@@ -403,6 +403,8 @@ def recommend(
 
 
 def _show_recommendation(rec) -> None:
+    import numpy as np
+
     mix = ", ".join(f"{k} {v:.2f}" for k, v in rec.weights.items())
     low, high = rec.interval
     console.print(f"[bold]recommended mix[/bold] ({rec.objective}, {rec.trials} trials): {mix}")
@@ -411,10 +413,11 @@ def _show_recommendation(rec) -> None:
         console.print("  fields to image: " + ", ".join(f"{k} {n}" for k, n in rec.fields.items()))
     best = ", ".join(f"{k} {v:.2f}" for k, v in rec.best_tried.items())
     console.print(f"  best mix tried: {best}: {rec.best_tried_score:.3f} over {rec.best_tried_runs} run(s)")
-    console.print(f"  {rec.verdict}; seed noise SD {rec.noise_sd:.3f} from {rec.noise_source}")
+    noise = f"; seed noise SD {rec.noise_sd:.3f} from {rec.noise_source}" if np.isfinite(rec.noise_sd) else ""
+    console.print(f"  {rec.verdict}{noise}")
     console.print(
         f"  surrogate: leave-one-trial-out rank correlation {rec.loo_spearman:.2f}"
-        + ("" if rec.trusted else " (too low to trust its ranking)")
+        + ("" if rec.trusted else " (too few trials, or too low, to trust its ranking)")
     )
     shown = Table(title="next mixes worth trying (expected improvement)")
     for column in ("mix", "predicted", "sd", "expected improvement"):

@@ -18,6 +18,7 @@ SIGNIFICANCE_SE = 2.0  # as for the study's answers: a difference counts beyond 
 INTERVAL_Z = 1.96  # the predicted score's 95 % interval
 SAME_MIX = 0.02  # L1 distance under which two mixes count as the same
 PROPOSAL_SPACING = 0.1  # L1 distance kept between proposed mixes, so each run tells something new
+MIN_TRIALS = 8  # fewer unrepeated trials measure neither the seed noise nor the surrogate's ranking
 TRUSTED_RANK_CORRELATION = 0.5  # a surrogate that ranks held-out trials worse than this is not to be trusted
 LOG_SETTINGS = ("lr",)  # settings compared on a log scale
 
@@ -69,10 +70,15 @@ class Recommendation:
 
     @property
     def trusted(self) -> bool:
-        return bool(self.loo_spearman > TRUSTED_RANK_CORRELATION)
+        return bool(self.trials >= MIN_TRIALS and self.loo_spearman > TRUSTED_RANK_CORRELATION)
 
     @property
     def verdict(self) -> str:
+        if not np.isfinite(self.noise_sd):
+            return (
+                f"cannot tell whether any mix beats the best mix tried: {self.noise_source} (repeat mixes with "
+                f"other seeds, or run at least {MIN_TRIALS} trials)"
+            )
         if self.distinguishable:
             return (
                 f"the recommended mix is predicted to beat the best mix tried by {self.difference:+.3f} "
@@ -162,11 +168,18 @@ def recommend_mix(
     best_row, best_score = best_rows[0], float(mixes.scores[best_rows].mean())
 
     repeats = seed_noise(mixes)
-    noise_sd, noise_source = (
-        (repeats[0], f"{repeats[1]} repeated mix(es), pooled over seeds")
-        if repeats
-        else (surrogate.noise_sd, "the surrogate's noise term (no mix was repeated with another seed)")
-    )
+    if repeats:
+        noise_sd, noise_source = repeats[0], f"{repeats[1]} repeated mix(es), pooled over seeds"
+    elif len(mixes.scores) >= MIN_TRIALS:
+        noise_sd, noise_source = (
+            surrogate.noise_sd,
+            "the surrogate's noise term (no mix was repeated with another seed)",
+        )
+    else:
+        noise_sd, noise_source = (
+            float("nan"),
+            f"the seed noise is unmeasured ({len(mixes.scores)} trials, none repeated)",
+        )
 
     candidates = simplex_candidates(len(mixes.conditions), seed=seed)
     mean, sd = model.predict(candidates, best_row)
@@ -188,7 +201,7 @@ def recommend_mix(
         best_tried_runs=len(best_rows),
         difference=difference,
         difference_se=difference_se,
-        distinguishable=bool(not same and difference > SIGNIFICANCE_SE * difference_se),
+        distinguishable=bool(not same and difference > SIGNIFICANCE_SE * difference_se),  # False when SE is NaN
         noise_sd=noise_sd,
         noise_source=noise_source,
         loo_spearman=rank_correlation(loo_mean, mixes.scores),

@@ -92,7 +92,7 @@ def recommendation_text(recommendation: Recommendation) -> str:
     r = recommendation
     mix = ", ".join(f"{k} {v:.2f}" for k, v in r.weights.items())
     best = ", ".join(f"{k} {v:.2f}" for k, v in r.best_tried.items())
-    trust = "" if r.trusted else " It is too low to trust the surrogate's ranking: try more mixes first."
+    trust = "" if r.trusted else " Too few trials, or too low a correlation, to trust its ranking: try more mixes."
     fields = f" For {sum(r.fields.values())} fields: " + ", ".join(f"{k} {n}" for k, n in r.fields.items()) + "." if (
         r.fields) else ""  # fmt: skip
     proposed = "".join(
@@ -104,8 +104,13 @@ def recommendation_text(recommendation: Recommendation) -> str:
         f"<p><b>Recommended mix</b> ({html.escape(r.objective)}, from {r.trials} trials): {html.escape(mix)}, "
         f"predicted {r.predicted:.3f} (95% interval {r.interval[0]:.3f}–{r.interval[1]:.3f}).{html.escape(fields)} "
         f"Best mix tried: {html.escape(best)}, {r.best_tried_score:.3f} over {r.best_tried_runs} run(s). "
-        f"{html.escape(r.verdict[0].upper() + r.verdict[1:])}; the seed noise SD is {r.noise_sd:.3f} "
-        f"({html.escape(r.noise_source)}). The surrogate (a Gaussian process) ranks each trial, left out, with a "
+        f"{html.escape(r.verdict[0].upper() + r.verdict[1:])}"
+        + (
+            f"; the seed noise SD is {r.noise_sd:.3f} ({html.escape(r.noise_source)})"
+            if np.isfinite(r.noise_sd)
+            else ""
+        )
+        + f". The surrogate (a Gaussian process) ranks each trial, left out, with a "
         f"rank correlation of {r.loo_spearman:.2f}.{trust}</p><p>Next mixes worth trying (expected improvement; "
         f"<code>vsearch recommend</code> writes them as a search space):</p><ul>{proposed}</ul>"
     )

@@ -1,5 +1,6 @@
 """The questions Tonks et al. asked of their generalisation matrix, answered from a study's numbers. A difference
-counts only when it exceeds twice its standard error over seeds (paired by seed); otherwise the answer says the
+counts only when a two-sided paired t-test over seeds finds it at the 5% level (its mean beyond Student's
+t(0.975, seeds − 1) standard errors: 12.7 for 2 seeds, 4.30 for 3, 2.78 for 5); otherwise the answer says the
 seeds cannot tell.
 
 The transfer questions compare models on different test conditions, and some conditions are harder to predict
@@ -13,12 +14,13 @@ import json
 from dataclasses import dataclass, replace
 
 import pandas as pd
+from scipy import stats
 
 from vsearch.search.composition import NON_TOXIC
 from vsearch.study.matrix import UNSEEN_BOTH, UNSEEN_CELL_TYPE, paired_difference, per_seed_scores
 from vsearch.study.spec import TOXIC
 
-SIGNIFICANCE_SE = 2.0  # a difference counts when |mean| > 2 standard errors over seeds
+SIGNIFICANCE_LEVEL = 0.05  # two-sided, paired over seeds
 NO_CLEAR_DIFFERENCE = "no clear difference"
 
 
@@ -36,10 +38,15 @@ def _single_condition(composition: str) -> str | None:
     return next(iter(weights)) if len(weights) == 1 else None
 
 
+def critical_t(seeds: int) -> float:
+    """The standard errors a paired mean difference over ``seeds`` must exceed to count."""
+    return float(stats.t.ppf(1 - SIGNIFICANCE_LEVEL / 2, seeds - 1))
+
+
 def _verdict(mean: float, se: float, n: int, yes: str, no: str) -> str:
     if n < 2:
         return f"cannot tell from {n} seed(s)"
-    return (yes if mean > 0 else no) if abs(mean) > SIGNIFICANCE_SE * se else NO_CLEAR_DIFFERENCE
+    return (yes if mean > 0 else no) if abs(mean) > critical_t(n) * se else NO_CLEAR_DIFFERENCE
 
 
 def _evidence(a_name: str, a: pd.Series, b_name: str, b: pd.Series, sign: str = "+") -> str:
