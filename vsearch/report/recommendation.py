@@ -45,6 +45,7 @@ def recommendation_figure(model: MixModel, mixes: MixScores, recommendation: Rec
     title = f"Surrogate's predicted {objective} over the training mixes (at the best tried mix's model settings)"
     if len(conditions) == 3:
         surface = simplex_surface(model, mixes)
+        tried_labels = [f"trial {t}: {s:.3f}" for t, s in zip(mixes.trial_ids, mixes.scores, strict=True)]
         axes = {"a": conditions[0], "b": conditions[1], "c": conditions[2]}
         figure = go.Figure(
             [
@@ -56,13 +57,13 @@ def recommendation_figure(model: MixModel, mixes: MixScores, recommendation: Rec
                 ),
                 go.Scatterternary(
                     a=mixes.weights[:, 0], b=mixes.weights[:, 1], c=mixes.weights[:, 2], mode="markers",
-                    name="tried", text=[f"trial {t}: {s:.3f}" for t, s in zip(mixes.trial_ids, mixes.scores,
-                                                                               strict=True)],
+                    name="tried", cliponaxis=False, text=tried_labels,
                     marker={"color": "white", "size": 9, "line": {"color": "black", "width": 1.5}},
                     hovertemplate="%{text}<extra></extra>",
                 ),
                 go.Scatterternary(
                     a=[recommended[0]], b=[recommended[1]], c=[recommended[2]], mode="markers", name="recommended",
+                    cliponaxis=False,
                     marker={"color": "red", "size": 16, "symbol": "star", "line": {"color": "black", "width": 1}},
                 ),
             ]
@@ -70,7 +71,8 @@ def recommendation_figure(model: MixModel, mixes: MixScores, recommendation: Rec
         figure.update_layout(
             title=title,
             ternary={f"{k}axis": {"title": c, "min": 0} for k, c in axes.items()},
-            height=560,
+            legend={"orientation": "h", "x": 0, "y": -0.08},
+            height=600,
         )
         return figure
     curves = response_curves(model, mixes, recommendation)
