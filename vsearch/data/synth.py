@@ -8,9 +8,9 @@ illumination field, with Poisson-Gaussian camera noise; stains are masks times t
 Breast cells are small, crowded, clustered and faint in bright-field; lung and ovarian differ mostly in size and
 shape. What that does to transfer is measured, not assumed (``analysis/README.md``: the 6 × 6 design, 3 seeds,
 transfer scored against each test condition's own model): breast-trained models lose most on other cell types at
-the pixel, instance and feature levels; lung-trained models transfer to ovarian cells almost fully, ovarian-trained
-ones to lung cells partly; non-toxic training loses less on toxic cells than the reverse at every level, but
-beyond the seed spread only at the instance level.
+every level (beyond the seed spread at the instance and feature levels); lung-trained models transfer to ovarian
+cells almost fully, ovarian-trained ones to lung cells partly; non-toxic training loses less on toxic cells than
+the reverse at every level, but beyond the seed spread only at the instance level.
 """
 
 from __future__ import annotations
