@@ -10,8 +10,9 @@ score of one of that mix's seeds, drawn at random, so strategies see seed noise 
 - TPE: Optuna's TPE through the search's own define-by-run space (free weights), snapped to the nearest mix;
 - paper: the single-condition mixes only (Tonks et al.'s design);
 - recommend: 3 random mixes, then `vsearch recommend`'s surrogate proposes each next mix (expected improvement).
-Regret after k picks: the grid optimum's mean score minus the mean score of the mix with the best observed score
-so far, as a percentage of the optimum; mean over the replays.
+Regret after k picks: the grid optimum's mean score minus the mean score of the mix the strategy would hand the
+user (the best single observation so far; for recommend, the surrogate's best predicted mix), as a percentage of
+the optimum; mean over the replays.
 
     .venv/bin/python benchmarks/search_efficiency.py [--out benchmarks/out/search_efficiency] [--replays 20]
 """
@@ -120,32 +121,38 @@ def tpe_strategy(table: pd.DataFrame, rng: np.random.Generator, picks: int) -> l
     return chosen
 
 
-def recommend_strategy(table: pd.DataFrame, rng: np.random.Generator, picks: int) -> list[tuple[int, float]]:
+def recommend_strategy(table: pd.DataFrame, rng: np.random.Generator, picks: int) -> list[tuple]:
+    """Picks as (mix, score, incumbent): after each pick the mix it hands the user is the surrogate's best
+    predicted lattice mix, as `vsearch recommend` does, not the best single observation."""
     lattice = weights_of(table)
-    chosen = random_strategy(table, rng, min(RANDOM_START, picks))
-    while len(chosen) < picks:
-        mixes = MixScores(CONDITIONS, lattice[[m for m, _ in chosen]], np.array([s for _, s in chosen]),
+    chosen: list[tuple] = random_strategy(table, rng, min(RANDOM_START, picks))
+    while True:
+        mixes = MixScores(CONDITIONS, lattice[[c[0] for c in chosen]], np.array([c[1] for c in chosen]),
                           [{}] * len(chosen), [str(i) for i in range(len(chosen))], "composite")  # fmt: skip
         model = fit_mix_model(mixes, seed=int(rng.integers(2**31)))
+        chosen[-1] = (*chosen[-1][:2], int(np.argmax(model.predict(lattice, 0)[0])))
+        if len(chosen) >= picks:
+            return chosen
         proposed = propose_mixes(model.surrogate, lattice, model.settings_x[0], CONDITIONS, 1)[0]
         point = np.array([proposed.weights.get(c, 0.0) for c in CONDITIONS])
         mix = int(np.argmin(np.abs(lattice - point).sum(axis=1)))
         chosen.append((mix, observe(table, mix, rng)))
-    return chosen
 
 
 STRATEGIES = {"random": random_strategy, "TPE": tpe_strategy, "paper": paper_strategy, "recommend": recommend_strategy}
 
 
-def regret_curve(table: pd.DataFrame, chosen: list[tuple[int, float]], picks: int) -> np.ndarray:
-    """Regret (% of the optimum) after each pick; a strategy that stops early keeps its last regret."""
+def regret_curve(table: pd.DataFrame, chosen: list[tuple], picks: int) -> np.ndarray:
+    """Regret (% of the optimum) of the mix a strategy hands the user after each pick: its third entry when
+    given (the surrogate's pick), else the best observation so far; a strategy that stops early keeps its last."""
     true = table.groupby("mix").score.mean()
     optimum = true.max()
     regret, best_mix, best_seen = [], None, -np.inf
-    for mix, seen in chosen:
+    for mix, seen, *incumbent in chosen:
         if seen > best_seen:
             best_mix, best_seen = mix, seen
-        regret.append(100 * (optimum - true[best_mix]) / optimum)
+        handed = incumbent[0] if incumbent and incumbent[0] is not None else best_mix
+        regret.append(100 * (optimum - true[handed]) / optimum)
     return np.array(regret + [regret[-1]] * (picks - len(regret)))
 
 
