@@ -138,6 +138,7 @@ def test_differences_within_the_seed_noise_are_not_called():
     assert answers["non-toxic"].answer == NO_CLEAR_DIFFERENCE
     one_seed = {a.question.split()[1]: a for a in answer_questions(two_type_matrix(noise=0.01, seeds=(0,)))}
     assert one_seed["non-toxic"].answer == "cannot tell from 1 seed(s)"
+    assert one_seed["non-toxic"].evidence.endswith("(1 seed)") and "nan" not in one_seed["non-toxic"].evidence
 
 
 def write_study(path, dataset, **overrides):

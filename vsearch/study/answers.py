@@ -51,10 +51,8 @@ def _verdict(mean: float, se: float, n: int, yes: str, no: str) -> str:
 
 def _evidence(a_name: str, a: pd.Series, b_name: str, b: pd.Series, sign: str = "+") -> str:
     mean, se, n = paired_difference(a, b)
-    return (
-        f"{a_name} {a.mean():{sign}.3f} vs {b_name} {b.mean():{sign}.3f}: difference {mean:+.3f} ± {se:.3f} "
-        f"(SE, {n} seeds)"
-    )
+    spread = f" ± {se:.3f} (SE, {n} seeds)" if n > 1 else f" ({n} seed)"
+    return f"{a_name} {a.mean():{sign}.3f} vs {b_name} {b.mean():{sign}.3f}: difference {mean:+.3f}{spread}"
 
 
 def _by_seed(rows: pd.DataFrame) -> pd.Series:
