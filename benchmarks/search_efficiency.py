@@ -128,7 +128,8 @@ def recommend_strategy(table: pd.DataFrame, rng: np.random.Generator, picks: int
     chosen: list[tuple] = random_strategy(table, rng, min(RANDOM_START, picks))
     while True:
         mixes = MixScores(CONDITIONS, lattice[[c[0] for c in chosen]], np.array([c[1] for c in chosen]),
-                          [{}] * len(chosen), [str(i) for i in range(len(chosen))], "composite")  # fmt: skip
+                          [{}] * len(chosen), list(range(len(chosen))), [str(i) for i in range(len(chosen))],
+                          "composite")  # fmt: skip
         model = fit_mix_model(mixes, seed=int(rng.integers(2**31)))
         chosen[-1] = (*chosen[-1][:2], int(np.argmax(model.predict(lattice, 0)[0])))
         if len(chosen) >= picks:

@@ -36,7 +36,8 @@ def trials(score, *, n: int = 30, noise: float, repeats: int = 1, seed: int = 0)
     scores = score(mixes) + noise * rng.standard_normal(len(mixes))
     return MixScores(
         conditions=CONDITIONS, weights=mixes, scores=scores, settings=[{"lr": 0.003}] * len(mixes),
-        trial_ids=[str(i) for i in range(len(mixes))], objective="composite",
+        seeds=list(np.tile(np.arange(repeats), n)), trial_ids=[str(i) for i in range(len(mixes))],
+        objective="composite",
     )  # fmt: skip
 
 
@@ -67,7 +68,7 @@ def test_a_mix_far_better_than_any_tried_is_distinguishable():
     mixes = rng.dirichlet(np.ones(3), 200)
     far = mixes[np.abs(mixes - OPTIMUM).sum(axis=1) > 0.5][:25]
     table = MixScores(CONDITIONS, far, truth(far) + 0.002 * rng.standard_normal(len(far)),
-                      [{}] * len(far), [str(i) for i in range(len(far))], "composite")  # fmt: skip
+                      [{}] * len(far), [0] * len(far), [str(i) for i in range(len(far))], "composite")  # fmt: skip
     rec = recommend_mix(table)
     assert rec.distinguishable and rec.difference > 0
     assert rec.noise_source.startswith("the surrogate's noise term")
@@ -75,10 +76,22 @@ def test_a_mix_far_better_than_any_tried_is_distinguishable():
 
 def test_seed_noise_is_the_pooled_within_mix_sd():
     table = MixScores(CONDITIONS, np.repeat(np.eye(3), 2, axis=0), np.array([0.5, 0.7, 0.1, 0.1, 0.3, 0.4]),
-                      [{}] * 6, list("abcdef"), "pixel")  # fmt: skip
+                      [{}] * 6, [0, 1] * 3, list("abcdef"), "pixel")  # fmt: skip
     sd, groups = seed_noise(table)
     # by hand: variances 0.02, 0, 0.005 with one degree of freedom each
     assert sd == pytest.approx(np.sqrt((0.02 + 0 + 0.005) / 3)) and groups == 3
+
+
+def test_runs_of_a_mix_at_one_seed_are_not_seed_noise():
+    """Mix a ran twice at seed 0 and once at seed 1; mix b twice at seed 0 only."""
+    weights = np.array([np.eye(3)[0]] * 3 + [np.eye(3)[1]] * 2)
+    table = MixScores(CONDITIONS, weights, np.array([0.5, 0.7, 0.2, 0.3, 0.9]), [{}] * 5, [0, 0, 1, 0, 0],
+                      list("abcde"), "pixel")  # fmt: skip
+    sd, groups = seed_noise(table)
+    # by hand: mix a's seed means 0.6 and 0.2 (variance 0.08, one degree of freedom); mix b has no second seed
+    assert sd == pytest.approx(np.sqrt(0.08)) and groups == 1
+    assert seed_noise(MixScores(CONDITIONS, weights[[3, 4, 4]], np.array([0.3, 0.9, 0.6]), [{}] * 3, [0, 0, 0],
+                                list("def"), "pixel")) is None  # fmt: skip
 
 
 def test_settings_that_vary_become_scaled_features():
@@ -146,7 +159,7 @@ def test_search_trials_become_mix_scores_of_the_completed_finite_trials():
 
 
 def test_a_studys_objective_is_its_score_on_the_conditions_no_training_set_trains_on():
-    cells = pd.DataFrame({"trial_id": ["a", "b", "c"], "model": "m", "status": "completed", "composition": [
+    cells = pd.DataFrame({"trial_id": ["a", "b", "c"], "model": "m", "seed": 0, "status": "completed", "composition": [
         json.dumps({"lung/non_toxic": 1.0}), json.dumps({"lung/non_toxic": 0.5, "breast/non_toxic": 0.5}),
         json.dumps({"breast/non_toxic": 1.0})]})  # fmt: skip
     rows = []
@@ -177,6 +190,7 @@ def test_the_next_mixes_become_a_grid_search_space_with_the_best_settings():
     assert resolved.preset_weights("mix:next-1") == pytest.approx(rec.next_mixes[0].weights)
     assert continued.optim.lr == 0.003 and continued.model.depth == [3] and continued.num_trials == 2
     assert continued.results == "/tmp/results-next" and original["composition"]["mixes"] == {}
+    assert continued.seeds_per_config == 2  # no mix of the search was repeated: the next ones measure the noise
 
 
 @pytest.mark.parametrize(

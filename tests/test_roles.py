@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import tifffile
@@ -116,15 +117,23 @@ def test_evaluate_refuses_a_role_naming_a_missing_stain_before_scoring(renamed_s
     assert "evaluating fields" not in result.output and not (tmp_path / "x.parquet").exists()
 
 
-def test_search_on_renamed_stains_scores_every_level(renamed_screen, tmp_path, ray_local):
+def test_search_on_renamed_stains_scores_every_level_and_repeats_the_config_at_a_second_seed(
+    renamed_screen, tmp_path, ray_local
+):
     path = write_space(
         tmp_path / "s.yaml", renamed_screen, str(tmp_path / "results"), stains=["DAPI", "FITC", "Cy5"],
         objective={"eval_fields_per_condition": 1, "weights": {"pixel": 1, "feature": 2}},
-        optim={"lr": 0.004, "batch_size": [8], "epochs": 1}, num_trials=1,
+        optim={"lr": 0.004, "batch_size": [8], "epochs": 1}, num_trials=1, seed=3, seeds_per_config=2,
     )  # fmt: skip
     _, where = run_search(load_yaml(path, SearchSpace))
     trials = pd.read_parquet(where)
-    assert len(trials) == 1 and set(trials.status) == {"completed"}
+    assert len(trials) == 2 and set(trials.status) == {"completed"}
+    configs = [json.loads(c) for c in trials.config]
+    assert sorted(c.pop("seed") for c in configs) == [3, 4] and configs[0] == configs[1]
+    assert trials.composite.nunique() == 2  # the seed reached training
+    study = optuna.load_study(study_name="vsearch", storage=f"sqlite:///{tmp_path / 'results' / 'optuna.db'}")
+    [told] = study.trials  # one Optuna trial for the configuration, told the mean of its two runs
+    assert told.value == pytest.approx(trials.composite.mean())
     for level in ("pixel", "instance", "feature"):  # scored (an untrained model may find no nuclei: 0)
         assert trials[level].between(0, 1).all(), level
     assert any(c.endswith("/DAPI/instance") for c in trials) and any(c.endswith("/Cy5/feature") for c in trials)

@@ -8,8 +8,9 @@ from typer.testing import CliRunner
 from vsearch.cli import app
 from vsearch.config import load_yaml
 from vsearch.search.composition import check_composition
+from vsearch.search.heldout import OBJECTIVE
 from vsearch.search.space import HeldOut, ResolvedSpace, SearchSpace
-from vsearch.search.tuner import TuneGridSampler
+from vsearch.search.tuner import DefineByRun, HeldOutOptunaSearch, TuneGridSampler
 
 CONDITIONS = [f"{t}/{p}" for t in ("breast", "lung", "ovarian") for p in ("non_toxic", "toxic")]
 
@@ -190,3 +191,24 @@ def test_shipped_studies_are_valid_designs(name):
     sets = spec.training_sets.expand(CONDITIONS)  # the shipped studies name the synthetic screen's conditions
     assert all(abs(sum(w.values()) - 1) < 1e-9 for w in sets.values())
     assert len(spec.seeds) >= (1 if name == "demo" else 3)  # the demo draws a matrix; the paper's design answers
+
+
+def test_each_configuration_repeats_at_the_next_seeds_and_optuna_is_told_their_mean():
+    resolved = ResolvedSpace(SearchSpace(**space(seed=5, seeds_per_config=3)), CONDITIONS)
+    searcher = HeldOutOptunaSearch(space=DefineByRun(resolved), metric=OBJECTIVE, mode="max",
+                                   sampler=optuna.samplers.RandomSampler(seed=0), seeds_per_config=3)  # fmt: skip
+    first, *repeats = [searcher.suggest(t)["trial_config"] for t in "abc"]
+    assert [first["seed"], *(r["seed"] for r in repeats)] == [5, 6, 7]
+    assert all({**r, "seed": 5} == first for r in repeats)
+    second = searcher.suggest("d")["trial_config"]
+    assert second["seed"] == 5 and second["composition"] != first["composition"]
+    study = searcher._ot_study
+    searcher.on_trial_complete("b", {OBJECTIVE: 0.4})
+    searcher.on_trial_complete("a", {OBJECTIVE: 0.7})
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING] * 2  # c has not ended
+    searcher.on_trial_complete("c", None, error=True)
+    assert study.trials[0].value == pytest.approx(0.55)  # the mean of the runs that finished
+    assert [searcher.suggest(t)["trial_config"]["seed"] for t in "ef"] == [6, 7]  # d's repeats
+    for trial_id in "def":  # ASHA stopped them: no held-out score to tell
+        searcher.on_trial_complete(trial_id, {"val_score": 0.3})
+    assert study.trials[1].state == optuna.trial.TrialState.PRUNED

@@ -1,6 +1,7 @@
 """The next mixes of a recommendation as a search space that `vsearch run` continues the search with: the
 original space, its composition replaced by the proposed mixes and its model settings fixed at the best
-trial's, run once each on a grid."""
+trial's, run once each on a grid (at two seeds each when the recommendation had no repeated mix to measure
+the seed noise from)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def continuation_space(space: dict[str, Any], recommendation: Recommendation, re
         "sampler": "grid",
         "scheduler": {"type": "none"},
         "num_trials": len(recommendation.next_mixes),
+        "seeds_per_config": space.get("seeds_per_config", 1) if recommendation.repeated_mixes else 2,
         "storage": None,
         "results": results,
     }

@@ -26,12 +26,13 @@ LOG_SETTINGS = ("lr",)  # settings compared on a log scale
 @dataclass(frozen=True)
 class MixScores:
     """Scored trials of one objective: ``weights`` [n, conditions], ``scores`` [n], each trial's model settings
-    (the config keys that can differ between trials) and id."""
+    (the config keys that can differ between trials), training seed and id."""
 
     conditions: list[str]
     weights: np.ndarray
     scores: np.ndarray
     settings: list[dict]
+    seeds: list[int]
     trial_ids: list[str]
     objective: str
 
@@ -63,6 +64,7 @@ class Recommendation:
     distinguishable: bool
     noise_sd: float  # seed-to-seed SD of a trial's score
     noise_source: str
+    repeated_mixes: int  # mixes run at more than one seed, which measure noise_sd (0: it comes from elsewhere)
     loo_spearman: float  # leave-one-trial-out rank correlation of the surrogate's predictions with the scores
     trials: int
     fields: dict[str, int] | None = None  # fields to image per condition for the budget
@@ -77,7 +79,7 @@ class Recommendation:
         if not np.isfinite(self.noise_sd):
             return (
                 f"cannot tell whether any mix beats the best mix tried: {self.noise_source} (repeat mixes with "
-                f"other seeds, or run at least {MIN_TRIALS} trials)"
+                f"other seeds, e.g. seeds_per_config: 2 in the search space, or run at least {MIN_TRIALS} trials)"
             )
         if self.distinguishable:
             return (
@@ -119,10 +121,12 @@ def mix_keys(mixes: MixScores) -> list[str]:
 
 
 def seed_noise(mixes: MixScores) -> tuple[float, int] | None:
-    """Pooled within-group SD of trials that repeat a mix and its settings (different seeds), and the number of
-    repeated groups; None when nothing was repeated."""
-    groups = pd.Series(mixes.scores).groupby(mix_keys(mixes))
-    dof = (groups.count() - 1).clip(lower=0)
+    """Pooled within-group SD over seeds of trials that repeat a mix and its settings (runs at the same seed are
+    averaged first: they differ by nondeterminism, not by seed), and the number of groups repeated with another
+    seed; None when nothing was."""
+    runs = pd.DataFrame({"mix": mix_keys(mixes), "seed": mixes.seeds, "score": mixes.scores})
+    groups = runs.groupby(["mix", "seed"]).score.mean().groupby(level="mix")
+    dof = groups.count() - 1
     if dof.sum() == 0:
         return None
     return float(np.sqrt((groups.var(ddof=1).fillna(0) * dof).sum() / dof.sum())), int((dof > 0).sum())
@@ -204,6 +208,7 @@ def recommend_mix(
         distinguishable=bool(not same and difference > SIGNIFICANCE_SE * difference_se),  # False when SE is NaN
         noise_sd=noise_sd,
         noise_source=noise_source,
+        repeated_mixes=repeats[1] if repeats else 0,
         loo_spearman=rank_correlation(loo_mean, mixes.scores),
         trials=len(mixes.scores),
         fields=composition_counts(named, budget) if budget else None,

@@ -28,12 +28,13 @@ def search_mix_scores(trials: pd.DataFrame, objective: str = "composite") -> Mix
     _check_objective(objective)
     done = trials[(trials.status == "completed") & np.isfinite(trials[objective].astype(float))]
     conditions = sorted(c.removeprefix("w/") for c in trials.columns if c.startswith("w/"))
-    settings = [{k: v for k, v in json.loads(c).items() if k in SETTINGS_KEYS} for c in done.config]
+    configs = [json.loads(c) for c in done.config]
     return MixScores(
         conditions=conditions,
         weights=done[[f"w/{c}" for c in conditions]].to_numpy(float),
         scores=done[objective].to_numpy(float),
-        settings=settings,
+        settings=[{k: v for k, v in c.items() if k in SETTINGS_KEYS} for c in configs],
+        seeds=[c.get("seed", 0) for c in configs],  # searches before seeds_per_config ran every trial at one seed
         trial_ids=done.trial_id.astype(str).tolist(),
         objective=objective,
     )
@@ -67,6 +68,7 @@ def study_mix_scores(cells: pd.DataFrame, matrix: pd.DataFrame, objective: str =
         weights=weights[keep].reshape(-1, len(conditions)),
         scores=scores[keep],
         settings=[{"model": m} for m, k in zip(scored.model, keep, strict=True) if k],
+        seeds=[int(s) for s, k in zip(scored.seed, keep, strict=True) if k],
         trial_ids=[t for t, k in zip(scored.trial_id.astype(str), keep, strict=True) if k],
         objective=objective,
     )

@@ -170,8 +170,11 @@ class SearchSpace(Strict):
     scheduler: Scheduler = Field(default_factory=Scheduler)
     sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"  # grid: every preset x listed value, for baselines
     objective: Objective = Field(default_factory=Objective)
-    num_trials: int = Field(8, ge=1)
+    num_trials: int = Field(8, ge=1)  # configurations sampled
     seed: int = 0
+    # each configuration trains with seeds seed, seed + 1, ...: the repeats measure the seed-to-seed noise that
+    # `vsearch recommend` weighs differences against, and the sampler is told their mean
+    seeds_per_config: int = Field(1, ge=1)
     storage: str | None = None  # Optuna storage URL; default: SQLite in the results folder
     results: str = "results/search"
 
@@ -246,7 +249,8 @@ class ResolvedSpace:
         """Optuna define-by-run: samples one trial's composition, model and optimiser (its params are recorded)."""
         choice = _pick(trial, "composition", self.composition_choices())
         weights = self._sampled_weights(trial) if choice == SAMPLED else self.preset_weights(choice)
-        return {"composition": weights, "composition_preset": choice, **self._model(trial), **self._optim(trial)}
+        sampled = {"composition": weights, "composition_preset": choice, **self._model(trial), **self._optim(trial)}
+        return sampled | {"seed": self.space.seed}
 
     def composition_choices(self) -> list[str]:
         c = self.space.composition
@@ -334,7 +338,7 @@ class ResolvedSpace:
             cpus_per_worker=s.trial.cpus_per_worker,
             use_gpu=s.trial.gpus_per_worker > 0,
             gpus_per_worker=s.trial.gpus_per_worker or None,
-            seed=s.seed,
+            seed=sampled["seed"],
             name=name,
             storage=storage,
         )  # fmt: skip

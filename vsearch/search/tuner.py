@@ -127,10 +127,55 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
 
 class HeldOutOptunaSearch(OptunaSearch):
     """Tells Optuna only each trial's final held-out result: epoch results carry validation scores (ASHA's
-    business, not the study's), and intermediate reports would fail for a trial a resumed run finishes again."""
+    business, not the study's), and intermediate reports would fail for a trial a resumed run finishes again.
+
+    With ``seeds_per_config`` above 1, each configuration Optuna samples is followed by its repeats at the next
+    seeds (the suggestions after it), and Optuna is told the mean of their results once all have ended. Its
+    state pickles with the searcher, so a resumed search still repeats what it sampled before."""
+
+    def __init__(self, *args, seeds_per_config: int = 1, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seeds_per_config = seeds_per_config
+        self.queued_repeats: list[tuple[str, dict]] = []  # (first trial of the configuration, repeat's config)
+        self.first_of: dict[str, str] = {}  # trial -> the first trial of its configuration
+        self.ended: dict[str, dict[str, dict | None]] = {}  # first trial -> its trials' results (None: failed)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.queued_repeats:
+            first, config = self.queued_repeats.pop(0)
+            self.first_of[trial_id] = first
+            return config
+        config = super().suggest(trial_id)
+        if config is None:
+            return None
+        self.first_of[trial_id] = trial_id
+        sampled = config["trial_config"]
+        for repeat in range(1, self.seeds_per_config):
+            self.queued_repeats.append((trial_id, {"trial_config": sampled | {"seed": sampled["seed"] + repeat}}))
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         return
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        first = self.first_of.get(trial_id, trial_id)
+        ended = self.ended.setdefault(first, {})
+        ended[trial_id] = None if error else (result or {})
+        if len(ended) < self.seeds_per_config:
+            return
+        finished = [r for r in ended.values() if r is not None]
+        if not finished:
+            super().on_trial_complete(first, None, error=True)
+            return
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        mean = {m: _finite_mean([r.get(m) for r in finished]) for m in metrics}
+        super().on_trial_complete(first, {k: v for k, v in mean.items() if v is not None})
+
+
+def _finite_mean(values: list) -> float | None:
+    """The mean of the finite numbers among ``values``; None when there is none (a trial ASHA stopped)."""
+    finite = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
 
 
 class TuneGridSampler(optuna.samplers.GridSampler):
@@ -174,10 +219,12 @@ def max_concurrent(t: TrialResources, cluster: dict[str, float]) -> int:
 
 
 def planned_trials(plan: SearchPlan) -> int:
-    """``num_trials``, but a grid runs each of its points once at most."""
-    if plan.space.sampler != "grid":
-        return plan.space.num_trials
-    return min(plan.space.num_trials, math.prod(len(values) for values in plan.resolved.grid().values()))
+    """Tune trials: ``num_trials`` configurations (a grid's points, once each at most), each run with
+    ``seeds_per_config`` seeds."""
+    configurations = plan.space.num_trials
+    if plan.space.sampler == "grid":
+        configurations = min(configurations, math.prod(len(values) for values in plan.resolved.grid().values()))
+    return configurations * plan.space.seeds_per_config
 
 
 def study_sampler(plan: SearchPlan) -> optuna.samplers.BaseSampler:
@@ -206,6 +253,7 @@ def searcher(plan: SearchPlan) -> HeldOutOptunaSearch:
         study_name=STUDY,
         storage=optuna.storages.RDBStorage(plan.study_storage),
         seed=plan.space.seed,
+        seeds_per_config=plan.space.seeds_per_config,
     )
 
 
