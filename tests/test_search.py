@@ -8,6 +8,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,9 @@ import optuna
 import pandas as pd
 import psutil
 import pytest
+import ray
 import yaml
+from ray.util.state import list_placement_groups
 
 from tests.processes import kill_session
 from tests.raycluster import loopback_cluster
@@ -74,14 +78,33 @@ def test_multi_objective_nsga2_returns_a_pareto_set(small_screen, tmp_path, ray_
     )
 
 
-def test_asha_stops_trials_whose_validation_score_lags(small_screen, tmp_path, ray_local):
+@contextmanager
+def other_local_rays() -> Iterator[None]:
+    """Two more Ray instances on this machine, as a concurrent `vsearch evaluate` (a ``ray.init()`` local
+    instance) and a ``ray start --head`` cluster would leave them."""
+    script = "import ray, time; ray.init(num_cpus=1, include_dashboard=False); print('up', flush=True); time.sleep(900)"
+    other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert other.stdout.readline().strip() == "up"
+        with loopback_cluster(nodes=1, cpus_per_node=1):
+            yield
+    finally:
+        kill_session(other.pid)
+
+
+def test_asha_stops_trials_whose_validation_score_lags_beside_other_local_rays(small_screen, tmp_path, ray_local):
+    """Ray Train removes a stopped trial's placement group only when its cleaner reaches this cluster's state
+    API; with other Ray instances on the machine it used to find theirs (or none), and the next trial hung."""
     path = write_space(
         tmp_path / "s.yaml", small_screen, str(tmp_path / "results"), num_trials=4, sampler="grid",
         composition={"budget": 8, "presets": ["all"], "sample_weights": False},
         optim={"lr": [0.004, 0.00001], "batch_size": [8], "epochs": 3},  # a learning and a stalled model
         scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
     )  # fmt: skip
-    _, where = run_search(load_yaml(path, SearchSpace))
+    with other_local_rays():
+        _, where = run_search(load_yaml(path, SearchSpace))
+    left = list_placement_groups(address=ray.get_runtime_context().gcs_address, filters=[("state", "!=", "REMOVED")])
+    assert left == []  # every trial's group, the stopped ones' too, is gone
     trials = pd.read_parquet(where)
     stopped, completed = trials[trials.status == "stopped_early"], trials[trials.status == "completed"]
     assert len(trials) == 4 and len(stopped) >= 1 and len(completed) >= 1

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+# run in every worker process of a vsearch job
+WORKER_SETUP_HOOK = "vsearch.cluster.pin_cluster_address"
+
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Joins the cluster at ``address`` (or ``RAY_ADDRESS``), or else starts a new local Ray (never a stale
@@ -12,7 +15,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     A local Ray starts its dashboard whenever ``ray[default]`` is installed (vsearch depends on it): Ray Train
     removes the placement groups of a trial that Tune stops early (ASHA) only when it can query the dashboard's
     state API, and a leaked group starves later trials. A minimal Ray (a GPU box with only the wheels it was
-    carried) starts without one, which training runs do not need.
+    carried) starts without one, which training runs do not need. Every worker of the job runs
+    ``pin_cluster_address`` first, so that query reaches this cluster even when another Ray runs on the machine.
     """
     import ray
 
@@ -23,4 +27,15 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
         num_cpus=num_cpus,
         configure_logging=False,
         log_to_driver=False,
+        runtime_env={"worker_process_setup_hook": WORKER_SETUP_HOOK},
     )
+
+
+def pin_cluster_address() -> None:
+    """Names the worker's own cluster in ``RAY_ADDRESS``. Ray code that looks the cluster up by itself (Ray
+    Train's placement-group cleaner polls the state API) otherwise takes the last ``ray start`` cluster of the
+    machine, or fails when it finds several local Ray instances, and the placement group of a stopped trial is
+    never removed: the next trial waits for its resources forever."""
+    import ray
+
+    os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
