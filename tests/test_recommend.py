@@ -137,7 +137,8 @@ def search_trials(n: int = 12, seed: int = 0) -> pd.DataFrame:
     for i, w in enumerate(mixes):
         status = "failed" if i == n else "stopped_early" if i == n + 1 else "completed"
         rows.append({
-            "trial_id": f"t{i}", "status": status, "composite": float(truth(w)) if status == "completed" else NAN,
+            "trial_id": f"t{i}", "status": status, "error": "",
+            "composite": float(truth(w)) if status == "completed" else NAN,
             "pixel": 0.5, "instance": NAN, "feature": 0.4,
             "config": json.dumps({"family": "unet", "depth": 3, "lr": 0.003, "epochs": 4, "batch_size": 16}),
             "composition": json.dumps(dict(zip(CONDITIONS, w.tolist(), strict=True))),

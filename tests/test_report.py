@@ -24,9 +24,13 @@ from vsearch.search.results import write_trials
 NAN = float("nan")
 
 
+OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+
+
 def trial(trial_id, status, composite, preset, composition, scores, levels=(0.5, 0.5, 0.5)):
     row = {
-        "trial_id": trial_id, "status": status, "composite": composite, "composition_preset": preset,
+        "trial_id": trial_id, "status": status, "error": OOM if status == "failed" else "", "composite": composite,
+        "composition_preset": preset,
         "composition": json.dumps(composition), "config": json.dumps({"depth": 2, "lr": 0.001}),
         "pixel": levels[0], "instance": levels[1], "feature": levels[2],
         "held_out": json.dumps(["lung/toxic", "breast/toxic"]),
@@ -111,8 +115,10 @@ def test_report_is_one_self_contained_page_and_replaces_an_earlier_one_whole(tri
     assert plotly_divs(page) == 4  # pixel and instance matrices, the Pareto front, the composition response
     # the best trial saved no examples here: they are left out, and the page says why
     assert f"No example predictions: {results / 'examples' / 'trial_t-lung'} holds no example predictions" in page
-    best_table = page[page.index("<h2>Best trials</h2>") : page.index("<h2>Generalisation")]
+    best_table = page[page.index("<h2>Best trials</h2>") : page.index("<h2>Failed trials</h2>")]
     assert best_table.index("t-lung") < best_table.index("t-mix") and "t-failed" not in best_table
+    failed = page[page.index("<h2>Failed trials</h2>") : page.index("<h2>Generalisation")]
+    assert "<td>t-failed · all</td>" in failed and f"<td>{OOM}</td>" in failed and "t-stopped" not in failed
     assert sorted(p.name for p in results.iterdir()) == ["report.html", "trials.parquet"]
 
 
@@ -122,6 +128,7 @@ def test_report_refuses_results_without_completed_trials_and_keeps_the_earlier_r
     (results / "report.html").write_text("an earlier report")
     run = CliRunner().invoke(app, ["report", str(results)])
     assert run.exit_code == 2 and "trials.parquet: no completed trial" in run.output
+    assert f"trial t-failed failed: {OOM}" in " ".join(run.output.split())
     assert (results / "report.html").read_text() == "an earlier report"
     run = CliRunner().invoke(app, ["report", str(tmp_path / "missing")])
     assert run.exit_code == 2 and f"{tmp_path / 'missing' / 'trials.parquet'} not found" in run.output

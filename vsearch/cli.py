@@ -313,7 +313,6 @@ def run(
     results: Annotated[str | None, typer.Option(help="Results folder or s3:// prefix (default: the space's).")] = None,
 ) -> None:
     """Search training compositions and models, scoring every trial on held-out conditions."""
-    from vsearch.cluster import connect
     from vsearch.config import load_yaml
     from vsearch.search.space import SearchSpace
     from vsearch.search.tuner import plan_search, planned_trials, run_search
@@ -321,15 +320,20 @@ def run(
     try:
         space = load_yaml(space_file, SearchSpace)
         plan = plan_search(space, results)  # every check that needs no Ray, before Ray starts
-        connect(address)
         from vsearch.cli_live import LiveTrials
 
         with LiveTrials(console, planned_trials(plan)) as live:
-            table, where = run_search(space, results=results, resume=resume, callbacks=[live])
+            table, where = run_search(space, results=results, resume=resume, callbacks=[live], address=address)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
     _show_best(table, space.objective.mode)
+    failed = table[table.status == "failed"]
+    for trial in failed.itertuples():
+        console.print(f"[red]trial {trial.trial_id} failed[/red]: {trial.error}")
     console.print(f"trials: [bold]{where}[/bold]   study: {space.storage or 'optuna.db in the results folder'}")
+    if len(failed) == len(table):
+        console.print(f"[red]error:[/red] every trial failed ({len(table)}); nothing to report")
+        raise typer.Exit(code=1)
     console.print(f"report: vsearch report {results or space.results}")
 
 
@@ -342,7 +346,6 @@ def study(
 ) -> None:
     """Train every training set x model x seed and test each on every condition's test wells: the
     generalisation matrix, and the paper's questions answered from it."""
-    from vsearch.cluster import connect
     from vsearch.config import load_yaml
     from vsearch.evaluate.score import FIELD_LEVELS
     from vsearch.study.answers import answer_questions
@@ -352,11 +355,10 @@ def study(
     try:
         spec = load_yaml(study_file, StudySpec)
         plan = plan_study(spec, results)  # every check that needs no Ray, before Ray starts
-        connect(address)
         from vsearch.cli_live import LiveTrials
 
         with LiveTrials(console, len(plan.cells)) as live:
-            matrix, where = run_study(spec, results=results, resume=resume, callbacks=[live])
+            matrix, where = run_study(spec, results=results, resume=resume, callbacks=[live], address=address)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
     trained = matrix.trial_id.nunique() if len(matrix) else 0

@@ -42,11 +42,24 @@ def _best_table(trials: pd.DataFrame) -> str:
     return table.to_html(index=False, border=0, classes="trials")
 
 
+def _failed_table(trials: pd.DataFrame) -> str:
+    """The failed trials and the last line of each one's error; nothing when none failed."""
+    failed = trials[trials.status == "failed"]
+    if failed.empty:
+        return ""
+    table = pd.DataFrame({"training set": training_set_labels(failed), "error": failed.error})
+    return f"<h2>Failed trials</h2>{table.to_html(index=False, border=0, classes='trials')}"
+
+
 def report_html(results: str) -> str:
     """The report page of a results folder."""
     trials, source = read_trials(results), storage.join(results, TRIALS_FILE)
     if ranked_completed(trials).empty:
-        raise ValueError(f"{source}: no completed trial to report on (statuses: {dict(trials.status.value_counts())})")
+        failed = trials[trials.status == "failed"]
+        why = f"; trial {failed.trial_id.iloc[0]} failed: {failed.error.iloc[0]}" if len(failed) else ""
+        raise ValueError(
+            f"{source}: no completed trial to report on (statuses: {dict(trials.status.value_counts())}){why}"
+        )
     levels = [level for level in FIELD_LEVELS if level in set(score_columns(trials).level)]
     figures = [
         *(matrix_figure(matrix_panels(trials, level), level) for level in levels),
@@ -73,7 +86,7 @@ table.trials td,table.trials th{{padding:2px 10px;text-align:left;border-bottom:
 <body><h1>vsearch report</h1>
 <p>{html.escape(source)}: {len(trials)} trials ({html.escape(counts)}). Held-out test conditions:
 {html.escape(held_out)}. Scores are in [0, 1], higher is better; the composite is the search objective.</p>
-<h2>Best trials</h2>{_best_table(trials)}
+<h2>Best trials</h2>{_best_table(trials)}{_failed_table(trials)}
 <h2>Generalisation matrices</h2>{"".join(plots[: len(levels)])}
 <h2>Levels and the Pareto front</h2>{plots[len(levels)]}
 <h2>Training composition</h2>{plots[len(levels) + 1]}

@@ -27,6 +27,7 @@ from vsearch.data.manifest import conditions_of
 from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig
 from vsearch.evaluate.score import FIELD_LEVELS, LEVELS
+from vsearch.lock import results_lock
 from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, held_out_scores, scored_dataset
 from vsearch.search.results import RUNS_FOLDER, write_held_out_fields, write_space, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace, TrialResources
@@ -315,6 +316,14 @@ def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = 
     )
 
 
+def error_line(error: BaseException | None) -> str:
+    """The last line of a trial's error (the exception that ended it, after Ray's and Tune's wrapping), or ""."""
+    if error is None:
+        return ""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
 def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
     """One row per trial: status, config, composition weights, held-out scores, composite, timings."""
     rows = []
@@ -331,7 +340,7 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
         row: dict[str, Any] = {
             "trial_id": metrics.get("trial_id") or Path(result.path).name,
             "status": status,
-            "error": str(result.error) if result.error is not None else "",
+            "error": error_line(result.error),
             "epochs_trained": int(metrics.get("training_iteration", 0)) - (1 if scored else 0),
             "epochs_planned": sampled.get("epochs"),
             "config": json.dumps(
@@ -355,21 +364,28 @@ def trials_table(results_grid, plan: SearchPlan) -> pd.DataFrame:
 
 
 def run_search(
-    space: SearchSpace, *, results: str | None = None, resume: bool = False, callbacks: list | None = None
+    space: SearchSpace,
+    *,
+    results: str | None = None,
+    resume: bool = False,
+    callbacks: list | None = None,
+    address: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Run (or resume) the search; returns the trials table and where it was written."""
+    """Run (or resume) the search on the cluster at ``address`` (``connect``), holding the results folder's lock;
+    returns the trials table and where it was written."""
     plan = plan_search(space, results)
     # epoch reports carry the validation score (for ASHA); only the final report carries the held-out objective
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # save the experiment state at every step, so a killed search resumes without rerunning finished trials
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
-    connect()
-    write_space(plan.results, plan.space.model_dump(mode="json"))
-    write_held_out_fields(plan.results, plan.eval_fields)  # the report shows these, not a recomputed choice
-    grid = build_tuner(plan, callbacks, resume).fit()
-    table = trials_table(grid, plan)
-    where = write_trials(table, plan.results)
-    if storage.is_remote(plan.results) and plan.study_storage.startswith("sqlite:///"):
-        fs, root = storage.filesystem(plan.results)
-        fs.put(plan.study_storage.removeprefix("sqlite:///"), f"{root}/optuna.db")
+    with results_lock(plan.results, resume=resume, command="vsearch run"):
+        connect(address)
+        write_space(plan.results, plan.space.model_dump(mode="json"))
+        write_held_out_fields(plan.results, plan.eval_fields)  # the report shows these, not a recomputed choice
+        grid = build_tuner(plan, callbacks, resume).fit()
+        table = trials_table(grid, plan)
+        where = write_trials(table, plan.results)
+        if storage.is_remote(plan.results) and plan.study_storage.startswith("sqlite:///"):
+            fs, root = storage.filesystem(plan.results)
+            fs.put(plan.study_storage.removeprefix("sqlite:///"), f"{root}/optuna.db")
     return table, where

@@ -19,9 +19,11 @@ from vsearch.data.manifest import conditions_of
 from vsearch.data.splits import assign_splits
 from vsearch.evaluate.features import StainRoles
 from vsearch.evaluate.field import EvaluationConfig
+from vsearch.lock import results_lock
 from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, scored_dataset
 from vsearch.search.results import RUNS_FOLDER, read_trials, write_held_out_fields
 from vsearch.search.tuner import (
+    error_line,
     experiment_config,
     fit_and_score,
     max_concurrent,
@@ -131,7 +133,7 @@ def study_tables(results_grid) -> tuple[pd.DataFrame, pd.DataFrame]:
             {
                 "trial_id": trial_id, "training_set": cell.get("training_set"), "model": cell.get("model_label"),
                 "seed": cell.get("seed"), "composition": json.dumps(cell.get("composition", {}), sort_keys=True),
-                "status": status, "error": str(result.error) if result.error is not None else "",
+                "status": status, "error": error_line(result.error),
                 "composite": metrics.get(OBJECTIVE, float("nan")),
                 "train_seconds": metrics.get("train_seconds", float("nan")),
             }
@@ -145,14 +147,21 @@ def study_tables(results_grid) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def run_study(
-    spec: StudySpec, *, results: str | None = None, resume: bool = False, callbacks: list | None = None
+    spec: StudySpec,
+    *,
+    results: str | None = None,
+    resume: bool = False,
+    callbacks: list | None = None,
+    address: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Run (or resume) the study; returns the long matrix and where it was written."""
+    """Run (or resume) the study on the cluster at ``address``, holding the results folder's lock; returns the
+    long matrix and where it was written."""
     plan = plan_study(spec, results)
-    connect()
-    write_held_out_fields(plan.results, plan.test_fields)
-    grid = build_study_tuner(plan, callbacks, resume).fit()
-    matrix, cells = study_tables(grid)
-    storage.publish_table(storage.join(plan.results, CELLS_FILE), cells)
-    where = storage.publish_table(storage.join(plan.results, MATRIX_FILE), matrix)
+    with results_lock(plan.results, resume=resume, command="vsearch study"):
+        connect(address)
+        write_held_out_fields(plan.results, plan.test_fields)
+        grid = build_study_tuner(plan, callbacks, resume).fit()
+        matrix, cells = study_tables(grid)
+        storage.publish_table(storage.join(plan.results, CELLS_FILE), cells)
+        where = storage.publish_table(storage.join(plan.results, MATRIX_FILE), matrix)
     return matrix, where
