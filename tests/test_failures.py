@@ -1,6 +1,8 @@
 """Faults a search must survive or report: every trial failing, recorded once each with the error's last line."""
 
+import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from typer.testing import CliRunner
 from tests.test_search import write_space
 from vsearch.cli import app
 from vsearch.search.results import read_trials
+from vsearch.train.watchdog import Heartbeat, ProgressBoard, TrialStalled, watched_fit
 
 pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
 
@@ -45,3 +48,62 @@ def test_a_search_whose_every_trial_fails_records_each_once_with_its_error_and_e
         )
     assert sorted(tune_failures(results).values()) == [1, 1]  # max_failures 0: no trial was tried again
     assert all(f"trial {t} failed" in ran.output for t in trials.trial_id)
+
+
+def test_a_search_whose_trials_cannot_start_stops_at_the_first_stall_naming_what_it_waited_for(
+    small_screen, tmp_path, ray_local
+):
+    results = tmp_path / "results"
+    path = write_space(
+        tmp_path / "s.yaml", small_screen, str(results), num_trials=3,
+        trial={"gpus_per_worker": 1, "max_failures": 0, "stall_timeout_s": 15},  # this cluster has no GPU
+        optim={"lr": 0.002, "batch_size": [8], "epochs": 1},
+    )  # fmt: skip
+    ran = CliRunner().invoke(app, ["run", str(path)])
+    assert ran.exit_code == 1, ran.output
+    output = " ".join(ran.output.split())
+    assert "the search stopped, as no trial could make progress on this cluster" in output
+    trials = read_trials(str(results))
+    failed = trials[trials.status == "failed"]
+    assert len(failed) == 1 and not (trials.status == "completed").any()  # the others were not waited out
+    [error] = failed.error
+    assert re.fullmatch(
+        rf".*TrialStalled: trial {failed.trial_id.iloc[0]} made no progress for 1[5-9] s since it started: it waited "
+        r"for its training workers to start and get their first batch from the data stream; it asks 1 worker\(s\) of "
+        r"1 CPU and 1 GPU; the cluster has CPU [\d.]+ of 2 free, no GPU",
+        error,
+    ), error
+
+
+def test_the_watchdog_fails_a_fit_that_stops_beating_and_lets_a_beating_one_finish(ray_local):
+    board = ProgressBoard.remote()
+    heartbeat = Heartbeat(board)
+
+    def stalls_mid_stream() -> None:
+        for _ in heartbeat.batches(range(3)):
+            pass
+        time.sleep(30)  # the next batch never comes
+
+    with pytest.raises(TrialStalled) as stalled:
+        watched_fit(stalls_mid_stream, board, trial="t1", stall_timeout_s=3, asks="1 worker(s) of 1 CPU and 0 GPU")
+    assert re.fullmatch(
+        r"trial t1 made no progress for [3-5] s after its last progress \(training batch\): it waited for the next "
+        r"training batch from the data stream; it asks 1 worker\(s\) of 1 CPU and 0 GPU; the cluster has CPU [\d.]+ "
+        r"of 2 free, no GPU",
+        str(stalled.value),
+    ), stalled.value
+
+    def beats_for_6_s() -> str:
+        for _ in heartbeat.batches(range(12)):
+            time.sleep(0.5)
+        return "trained"
+
+    fresh = ProgressBoard.remote()
+    heartbeat = Heartbeat(fresh)
+    assert watched_fit(beats_for_6_s, fresh, trial="t2", stall_timeout_s=3, asks="") == "trained"
+
+    def fails() -> None:
+        raise ValueError("shard 3 is unreadable")
+
+    with pytest.raises(ValueError, match="shard 3 is unreadable"):
+        watched_fit(fails, ProgressBoard.remote(), trial="t3", stall_timeout_s=3, asks="")

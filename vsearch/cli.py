@@ -315,6 +315,7 @@ def run(
     """Search training compositions and models, scoring every trial on held-out conditions."""
     from vsearch.config import load_yaml
     from vsearch.search.space import SearchSpace
+    from vsearch.search.stalls import SearchStalled
     from vsearch.search.tuner import plan_search, planned_trials, run_search
 
     try:
@@ -326,6 +327,9 @@ def run(
             table, where = run_search(space, results=results, resume=resume, callbacks=[live], address=address)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
+    except SearchStalled as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=1) from None
     _show_best(table, space.objective.mode)
     failed = table[table.status == "failed"]
     for trial in failed.itertuples():
@@ -348,6 +352,7 @@ def study(
     generalisation matrix, and the paper's questions answered from it."""
     from vsearch.config import load_yaml
     from vsearch.evaluate.score import FIELD_LEVELS
+    from vsearch.search.stalls import SearchStalled
     from vsearch.study.answers import answer_questions
     from vsearch.study.runner import plan_study, run_study
     from vsearch.study.spec import StudySpec
@@ -361,6 +366,9 @@ def study(
             matrix, where = run_study(spec, results=results, resume=resume, callbacks=[live], address=address)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
+    except SearchStalled as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=1) from None
     trained = matrix.trial_id.nunique() if len(matrix) else 0
     console.print(f"{trained} of {len(plan.cells)} models scored on {len(plan.test_fields)} test conditions")
     console.print(

@@ -135,6 +135,9 @@ class TrialResources(Strict):
     gpus_per_worker: float = Field(0, ge=0)
     max_concurrent: int | None = Field(None, ge=1)  # default: as many as the cluster's resources allow
     max_failures: int = Field(1, ge=0)  # retries of a failed trial
+    # a trial whose workers report no progress (a batch, validation, an epoch, scoring) for this long fails; it
+    # must exceed the longest validation or held-out scoring step
+    stall_timeout_s: float = Field(900, gt=0)
 
 
 class Scheduler(Strict):

@@ -31,7 +31,9 @@ from vsearch.lock import results_lock
 from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, held_out_scores, scored_dataset
 from vsearch.search.results import RUNS_FOLDER, write_held_out_fields, write_space, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace, TrialResources
+from vsearch.search.stalls import SearchStalled, StallWatch
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
+from vsearch.train.watchdog import ProgressBoard, watched_fit
 
 EXPERIMENT = "search"
 STUDY = "vsearch"
@@ -82,12 +84,19 @@ def default_study_storage(results: str) -> str:
     return f"sqlite:///{Path(results).absolute() / 'optuna.db'}"
 
 
-def fit_and_score(train_config: TrainConfig, scoring: HeldOutScoring):
+def fit_and_score(train_config: TrainConfig, scoring: HeldOutScoring, stall_timeout_s: float):
     """Trains one model (its epoch metrics reach Tune through ``TuneReportCallback``); the rank-0 worker scores it
-    with ``scoring`` after the last epoch, on its own device. Returns (training plan, Ray Train result, seconds)."""
+    with ``scoring`` after the last epoch, on its own device. Fails with ``TrialStalled`` when its workers make no
+    progress for ``stall_timeout_s``. Returns (training plan, Ray Train result, seconds)."""
     started = time.perf_counter()
     training = plan_training(train_config)
-    result = build_trainer(train_config, training, callbacks=[TuneReportCallback()], after_training=scoring).fit()
+    board = ProgressBoard.remote()
+    trainer = build_trainer(
+        train_config, training, callbacks=[TuneReportCallback()], after_training=scoring, progress=board
+    )
+    gpus = train_config.resources_per_worker().get("GPU", 0)
+    asks = f"{train_config.workers} worker(s) of {train_config.cpus_per_worker:g} CPU and {gpus:g} GPU"
+    result = watched_fit(trainer.fit, board, trial=scoring.trial_id, stall_timeout_s=stall_timeout_s, asks=asks)
     return training, result, time.perf_counter() - started
 
 
@@ -122,7 +131,7 @@ def run_trial(config: dict[str, Any], *, plan: SearchPlan) -> None:
         plan.results,
         trial_id,
     )
-    _, result, seconds = fit_and_score(train_config, scoring)
+    _, result, seconds = fit_and_score(train_config, scoring, plan.space.trial.stall_timeout_s)
     report_scored(result, seconds, train_config.epochs, plan.space.trial)
 
 
@@ -274,15 +283,19 @@ def trial_driver(function, **parameters):
     return ray.tune.with_resources(ray.tune.with_parameters(function, **parameters), {"cpu": 0, "memory": 2**28})
 
 
-def experiment_config(results: str, name: str, max_failures: int, callbacks: list | None) -> ray.tune.RunConfig:
-    """Where Tune keeps the experiment ``name`` (inside ``results``, local or S3), and its retries."""
+def experiment_config(
+    results: str, name: str, max_failures: int, callbacks: list | None, watch: StallWatch
+) -> ray.tune.RunConfig:
+    """Where Tune keeps the experiment ``name`` (inside ``results``, local or S3), its retries, and ``watch``,
+    which stops it when it can make no progress."""
     storage_path, storage_filesystem = storage_location(results)
     return ray.tune.RunConfig(
         name=name,
         storage_path=storage_path,
         storage_filesystem=storage_filesystem,
         failure_config=ray.tune.FailureConfig(max_failures=max_failures),
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), watch],
+        stop=watch.stopper,
         verbose=0,
     )
 
@@ -298,7 +311,9 @@ def restored_tuner(results: str, name: str, trainable) -> ray.tune.Tuner:
     )
 
 
-def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = False) -> ray.tune.Tuner:
+def build_tuner(
+    plan: SearchPlan, watch: StallWatch, callbacks: list | None = None, resume: bool = False
+) -> ray.tune.Tuner:
     """The Tuner of a plan, or the restored one of its earlier run (``resume``)."""
     space = plan.space
     trainable = trial_driver(run_trial, plan=plan)
@@ -312,7 +327,7 @@ def build_tuner(plan: SearchPlan, callbacks: list | None = None, resume: bool = 
             num_samples=planned_trials(plan),
             max_concurrent_trials=max_concurrent(space.trial, ray.cluster_resources()),
         ),
-        run_config=experiment_config(plan.results, EXPERIMENT, space.trial.max_failures, callbacks),
+        run_config=experiment_config(plan.results, EXPERIMENT, space.trial.max_failures, callbacks, watch),
     )
 
 
@@ -372,7 +387,8 @@ def run_search(
     address: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Run (or resume) the search on the cluster at ``address`` (``connect``), holding the results folder's lock;
-    returns the trials table and where it was written."""
+    returns the trials table and where it was written. Raises ``SearchStalled`` (after writing the table) when a
+    trial stalled before any trial made progress."""
     plan = plan_search(space, results)
     # epoch reports carry the validation score (for ASHA); only the final report carries the held-out objective
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
@@ -382,10 +398,13 @@ def run_search(
         connect(address)
         write_space(plan.results, plan.space.model_dump(mode="json"))
         write_held_out_fields(plan.results, plan.eval_fields)  # the report shows these, not a recomputed choice
-        grid = build_tuner(plan, callbacks, resume).fit()
+        watch = StallWatch()
+        grid = build_tuner(plan, watch, callbacks, resume).fit()
         table = trials_table(grid, plan)
         where = write_trials(table, plan.results)
         if storage.is_remote(plan.results) and plan.study_storage.startswith("sqlite:///"):
             fs, root = storage.filesystem(plan.results)
             fs.put(plan.study_storage.removeprefix("sqlite:///"), f"{root}/optuna.db")
+    if watch.stall:
+        raise SearchStalled(f"the search stopped, as no trial could make progress on this cluster: {watch.stall}")
     return table, where

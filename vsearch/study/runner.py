@@ -22,6 +22,7 @@ from vsearch.evaluate.field import EvaluationConfig
 from vsearch.lock import results_lock
 from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, scored_dataset
 from vsearch.search.results import RUNS_FOLDER, read_trials, write_held_out_fields
+from vsearch.search.stalls import SearchStalled, StallWatch
 from vsearch.search.tuner import (
     error_line,
     experiment_config,
@@ -96,7 +97,7 @@ def run_cell(config: dict[str, Any], *, plan: StudyPlan) -> None:
         plan.results,
         trial_id,
     )
-    training, result, seconds = fit_and_score(train_config, scoring)
+    training, result, seconds = fit_and_score(train_config, scoring, plan.spec.trial.stall_timeout_s)
     scored = [f for ids in plan.test_fields.values() for f in ids]
     write_fields(
         plan.results,
@@ -106,7 +107,9 @@ def run_cell(config: dict[str, Any], *, plan: StudyPlan) -> None:
     report_scored(result, seconds, train_config.epochs, plan.spec.trial)
 
 
-def build_study_tuner(plan: StudyPlan, callbacks: list | None = None, resume: bool = False) -> ray.tune.Tuner:
+def build_study_tuner(
+    plan: StudyPlan, watch: StallWatch, callbacks: list | None = None, resume: bool = False
+) -> ray.tune.Tuner:
     trainable = trial_driver(run_cell, plan=plan)
     if resume:
         return restored_tuner(plan.results, EXPERIMENT, trainable)
@@ -117,7 +120,7 @@ def build_study_tuner(plan: StudyPlan, callbacks: list | None = None, resume: bo
             max_concurrent_trials=max_concurrent(plan.spec.trial, ray.cluster_resources()),
             trial_dirname_creator=lambda trial: f"cell_{trial.trial_id}",
         ),
-        run_config=experiment_config(plan.results, EXPERIMENT, plan.spec.trial.max_failures, callbacks),
+        run_config=experiment_config(plan.results, EXPERIMENT, plan.spec.trial.max_failures, callbacks, watch),
     )
 
 
@@ -160,8 +163,11 @@ def run_study(
     with results_lock(plan.results, resume=resume, command="vsearch study"):
         connect(address)
         write_held_out_fields(plan.results, plan.test_fields)
-        grid = build_study_tuner(plan, callbacks, resume).fit()
+        watch = StallWatch()
+        grid = build_study_tuner(plan, watch, callbacks, resume).fit()
         matrix, cells = study_tables(grid)
         storage.publish_table(storage.join(plan.results, CELLS_FILE), cells)
         where = storage.publish_table(storage.join(plan.results, MATRIX_FILE), matrix)
+    if watch.stall:
+        raise SearchStalled(f"the study stopped, as no model could make progress on this cluster: {watch.stall}")
     return matrix, where

@@ -13,6 +13,7 @@ import torch
 
 from vsearch.config import TrainConfig
 from vsearch.train.steps import Learner, build_learner, load_learner_state, save_learner, train_epoch, validate
+from vsearch.train.watchdog import Heartbeat
 
 
 def prepared_learner(
@@ -46,7 +47,8 @@ def report_epoch(learner: Learner, metrics: dict, meta: dict, rank: int) -> None
 def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train's worker function: builds (or resumes) the learner, then trains, validates, checkpoints and
     reports each epoch. ``loop_config["after_training"]``, when set, is called by rank 0 after the last epoch as
-    ``after_training(model, meta, device)``; the metrics it returns join that epoch's report (and checkpoint)."""
+    ``after_training(model, meta, device)``; the metrics it returns join that epoch's report (and checkpoint).
+    ``loop_config["progress"]``, when set, is the ``ProgressBoard`` the trial's watchdog reads."""
     config = TrainConfig.model_validate(loop_config["config"])
     stains, bf_planes = loop_config["stains"], loop_config["bf_planes"]
     after_training = loop_config.get("after_training")
@@ -67,18 +69,23 @@ def train_loop_per_worker(loop_config: dict) -> None:
     }
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
+    heartbeat = Heartbeat(loop_config.get("progress"))
     for epoch in range(start_epoch, config.epochs):
         # patches arrive interleaved across fields (see FieldsToPatches), so no local shuffle copies them here
         batches = train_shard.iter_torch_batches(
             batch_size=config.data.batch_size, device=device, prefetch_batches=8, pin_memory=on_gpu
         )
+        trained = train_epoch(learner, heartbeat.batches(batches), config, device, autocast, memory_format)
+        heartbeat.beat("validation")
         metrics = {
             "epoch": epoch,
             "start_epoch": start_epoch,
-            **train_epoch(learner, batches, config, device, autocast, memory_format),
+            **trained,
             "node_id": ray.get_runtime_context().get_node_id(),
             **validate(learner.model, val_shard, stains, device, autocast),
         }
         if rank == 0 and epoch == config.epochs - 1 and after_training is not None:
+            heartbeat.beat("held-out scoring")
             metrics |= after_training(learner.model, meta | {"epoch": epoch}, device)
         report_epoch(learner, metrics, meta | {"epoch": epoch}, rank)
+        heartbeat.beat("epoch reported")

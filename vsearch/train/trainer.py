@@ -73,10 +73,15 @@ def training_patches(config: TrainConfig, plan: TrainingPlan):
 
 
 def build_trainer(
-    config: TrainConfig, plan: TrainingPlan, *, callbacks: list | None = None, after_training: Callable | None = None
+    config: TrainConfig,
+    plan: TrainingPlan,
+    *,
+    callbacks: list | None = None,
+    after_training: Callable | None = None,
+    progress=None,
 ):
-    """The ``TorchTrainer`` of a plan; ``after_training`` runs on rank 0 after the last epoch (see
-    ``train_loop_per_worker``)."""
+    """The ``TorchTrainer`` of a plan; ``after_training`` runs on rank 0 after the last epoch, and the workers
+    report their progress to ``progress``, a ``ProgressBoard`` (see ``train_loop_per_worker``)."""
     import ray.train
     from ray.data import ExecutionOptions
     from ray.train.torch import TorchTrainer
@@ -94,6 +99,7 @@ def build_trainer(
             "bf_planes": plan.dataset.info.bf_planes,
             "target_ranges": plan.ranges,
             "after_training": after_training,
+            "progress": progress,
         },
         scaling_config=scaling_config(config),
         run_config=ray.train.RunConfig(
