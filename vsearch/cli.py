@@ -261,15 +261,13 @@ def train(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: RAY_ADDRESS or local).")] = None,
 ) -> None:
     """Train a virtual-staining model on a composition; rerunning the same name resumes from its checkpoint."""
-    from vsearch.cluster import connect
     from vsearch.config import TrainConfig, load_yaml
     from vsearch.train.trainer import train as fit
 
     try:
         config = load_yaml(config_file, TrainConfig)
         config = config.model_copy(update={k: v for k, v in (("name", name), ("storage", storage)) if v})
-        connect(address)
-        result = fit(config)
+        result = fit(config, address)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
     metrics = result.metrics or {}

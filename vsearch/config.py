@@ -22,7 +22,9 @@ from vsearch.search.composition import check_composition
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys and non-finite numbers (NaN, inf: YAML's .nan, .inf) are refused, naming the key."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class UNetConfig(Strict):

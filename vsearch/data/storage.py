@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import fsspec
@@ -20,11 +21,30 @@ def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
+# where botocore looks for credentials: a change of any of these is looked up again
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                        "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED")  # fmt: skip
+
+
+@lru_cache(maxsize=4)
+def _s3_credentials_found(environment: tuple[str | None, ...]) -> bool:
+    from botocore.session import Session
+
+    return Session().get_credentials() is not None
+
+
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem that holds ``uri`` and the path inside it."""
+    """The filesystem that holds ``uri`` and the path inside it; an ``s3://`` URI with no AWS credentials to be
+    found is refused, naming it (before any request could fail deep inside a job)."""
     if uri.startswith("s3://"):
         import s3fs
 
+        if not _s3_credentials_found(tuple(os.environ.get(v) for v in CREDENTIAL_VARIABLES)):
+            raise ValueError(
+                f"{uri}: no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                "or run where an instance or pod role provides them)"
+            )
         endpoint = os.environ.get(S3_ENDPOINT_VARIABLE) or None
         fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
         return fs, uri.removeprefix("s3://").rstrip("/")

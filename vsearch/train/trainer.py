@@ -127,7 +127,9 @@ def scaling_config(config: TrainConfig):
     )
 
 
-def train(config: TrainConfig):
-    """Fit; returns the Ray Train ``Result`` (its ``checkpoint`` is the last epoch's)."""
-    connect()
-    return build_trainer(config, plan_training(config)).fit()
+def train(config: TrainConfig, address: str | None = None):
+    """Plan (refusing bad input before Ray starts), join the cluster at ``address`` and fit; returns the Ray Train
+    ``Result`` (its ``checkpoint`` is the last epoch's)."""
+    plan = plan_training(config)
+    connect(address)
+    return build_trainer(config, plan).fit()
