@@ -36,8 +36,9 @@ class LoopbackCluster:
 
 
 @contextmanager
-def loopback_cluster(nodes: int, cpus_per_node: int) -> Iterator[LoopbackCluster]:
-    """Starts a head and ``nodes - 1`` worker nodes on 127.0.0.1 with token authentication; stops them all.
+def loopback_cluster(nodes: int, cpus_per_node: int, temp_dir: str | None = None) -> Iterator[LoopbackCluster]:
+    """Starts a head and ``nodes - 1`` worker nodes on 127.0.0.1 with token authentication, their sessions and logs
+    in ``temp_dir`` (default Ray's); stops them all.
 
     Each node runs ``ray start --block`` in its own session, so stopping it never touches other Ray instances.
     """
@@ -45,6 +46,7 @@ def loopback_cluster(nodes: int, cpus_per_node: int) -> Iterator[LoopbackCluster
     port = free_port()
     address = f"127.0.0.1:{port}"
     common = ["--block", f"--num-cpus={cpus_per_node}", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    common += [f"--temp-dir={temp_dir}"] if temp_dir else []
     head = [RAY, "start", "--head", f"--port={port}", f"--dashboard-port={free_port()}", *common]
     started: list[subprocess.Popen] = []
 

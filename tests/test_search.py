@@ -4,10 +4,13 @@ cluster with S3, NSGA-II, ASHA, retries and resume."""
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +23,11 @@ import pytest
 import ray
 import yaml
 from ray.util.state import list_placement_groups
+from typer.testing import CliRunner
 
 from tests.processes import kill_session
 from tests.raycluster import loopback_cluster
+from vsearch.cli import app
 from vsearch.config import load_yaml
 from vsearch.data import storage
 from vsearch.data.dataset import open_dataset
@@ -179,21 +184,30 @@ def test_a_trial_whose_worker_dies_is_retried_and_a_killed_search_resumes_withou
     assert trials.loc[killed_trial, "resumed_at_epoch"] >= 1  # retried from its last checkpoint, not from scratch
 
 
-def test_search_on_two_nodes_with_data_and_results_on_s3_scores_only_held_out_conditions(
-    small_screen, s3_bucket, tmp_path
+def secrets_in(data: bytes, secrets: list[str]) -> list[str]:
+    return [s for s in secrets if s.encode() in data]
+
+
+def test_search_on_two_nodes_with_data_and_results_on_s3_scores_only_held_out_conditions_and_keeps_secrets(
+    small_screen, s3_bucket, tmp_path, monkeypatch
 ):
+    # sentinel credentials (moto takes any): none may appear in what the search writes, logs or prints
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAVSEARCHSENTINEL7")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", f"vsearch-sentinel-{uuid.uuid4().hex}")
+    ray_logs = tempfile.mkdtemp(prefix="vsray", dir="/tmp")  # short: Ray's socket paths have a length limit
     fs, _ = storage.filesystem(s3_bucket)
     fs.put(small_screen, f"{s3_bucket}/screen", recursive=True)
     results = f"{s3_bucket}/search"
     # a trial's worker takes 2 of a node's 3 CPUs (the third is for Ray Data), so two trials run on two nodes
     space = {"num_trials": 2, "trial": {"cpus_per_worker": 2}, "objective": {"eval_fields_per_condition": 2}}
     path = write_space(tmp_path / "s.yaml", f"{s3_bucket}/screen", str(tmp_path / "overridden"), **space)
-    with loopback_cluster(nodes=2, cpus_per_node=3) as cluster:
+    with loopback_cluster(nodes=2, cpus_per_node=3, temp_dir=ray_logs) as cluster:
         run = subprocess.run(
             [VSEARCH, "run", str(path), "--address", cluster.address, "--results", results],
             capture_output=True, text=True, env=cluster.env, timeout=600,
         )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    secrets = [os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], cluster.env["RAY_AUTH_TOKEN"]]
     assert not (tmp_path / "overridden").exists()  # --results replaced the space's results folder
     trials = read_trials(results)
     assert len(trials) == 2 and set(trials.status) == {"completed"}
@@ -238,6 +252,18 @@ def test_search_on_two_nodes_with_data_and_results_on_s3_scores_only_held_out_co
     # the report reads the results from S3: 3 levels' matrices, the Pareto front, the composition response and
     # the best trial's example predictions
     assert write_report(results) == f"{results}/report.html"
+
+    leaks = {"output": secrets_in((run.stdout + run.stderr).encode(), secrets)}
+    for key in fs.find(results):  # trials.parquet, the report, checkpoints, Tune's state, the study
+        leaks[key] = secrets_in(fs.cat_file(key), secrets)
+    logs = [p for p in Path(ray_logs).rglob("*") if p.is_file() and "logs" in p.parts]
+    assert len(logs) > 10  # the driver's, the nodes' and the workers' logs
+    leaks |= {str(log): secrets_in(log.read_bytes(), secrets) for log in logs}
+    denied = CliRunner().invoke(app, ["data", "describe", f"{s3_bucket}-missing/screen"])
+    assert denied.exit_code == 2
+    leaks["error message"] = secrets_in(denied.output.encode(), secrets)
+    assert {where: found for where, found in leaks.items() if found} == {}
+    shutil.rmtree(ray_logs, ignore_errors=True)
     page = fs.cat_file(f"{results.removeprefix('s3://')}/report.html").decode()
     assert len(re.findall(r'class="plotly-graph-div"', page)) == 6 and "No example predictions" not in page
     assert all(trial_id in page for trial_id in trials.trial_id)

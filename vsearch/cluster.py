@@ -6,6 +6,8 @@ import os
 
 # run in every worker process of a vsearch job
 WORKER_SETUP_HOOK = "vsearch.cluster.pin_cluster_address"
+# never copied into a Ray runtime environment: Ray's runtime-env agent writes those to its log on every node
+SECRET_VARIABLES = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"})
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -20,6 +22,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """
     import ray
 
+    keep_secrets_out_of_runtime_envs()
     if ray.is_initialized():
         return
     ray.init(
@@ -39,3 +42,12 @@ def pin_cluster_address() -> None:
     import ray
 
     os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+
+
+def keep_secrets_out_of_runtime_envs() -> None:
+    """Ray Tune copies the driver's AWS credentials into each trial actor's runtime environment, and Ray's
+    runtime-env agent logs that environment in full. vsearch's workers take S3 credentials from their own node
+    instead: the environment its Ray started with (a local Ray inherits the driver's), or an instance or pod role."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE = frozenset(class_cache.ENV_VARS_TO_PROPAGATE) - SECRET_VARIABLES
