@@ -100,31 +100,22 @@ def refused(command: list[str], folder: Path, named: str) -> None:
     assert files_under(folder) == before  # nothing written
 
 
-SPACE_CASES = list(mutations(valid_space("DATASET", "RESULTS")))
-TRAINING_CASES = list(mutations(valid_training("DATASET", "STORAGE")))
+# (command, case, config, key): every mutation of a valid search space (`vsearch run`) and training config
+# (`vsearch train`), whose paths are placeholders the test fills in
+CONFIG_CASES = [
+    *(("run", *case) for case in mutations(valid_space("DATASET", "OUTPUT"))),
+    *(("train", *case) for case in mutations(valid_training("DATASET", "OUTPUT"))),
+]
 
 
-def _fill(config: dict, placeholders: dict[str, str]) -> dict:
-    text = yaml.safe_dump(config)
-    for placeholder, value in placeholders.items():
-        text = text.replace(placeholder, value)
-    return yaml.safe_load(text)
-
-
-@pytest.mark.parametrize(("case", "space", "named"), SPACE_CASES, ids=[c[0] for c in SPACE_CASES])
-def test_a_malformed_search_space_is_refused_naming_the_key(case, space, named, small_screen, tmp_path, no_ray):
-    space = _fill(space, {"DATASET": small_screen, "RESULTS": str(tmp_path / "results")})
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(space))
-    refused(["run", str(path)], tmp_path, refusal_names(named))
-
-
-@pytest.mark.parametrize(("case", "config", "named"), TRAINING_CASES, ids=[c[0] for c in TRAINING_CASES])
-def test_a_malformed_training_config_is_refused_naming_the_key(case, config, named, small_screen, tmp_path, no_ray):
-    config = _fill(config, {"DATASET": small_screen, "STORAGE": str(tmp_path / "runs")})
-    path = tmp_path / "train.yaml"
-    path.write_text(yaml.safe_dump(config))
-    refused(["train", str(path)], tmp_path, refusal_names(named))
+@pytest.mark.parametrize(
+    ("command", "case", "config", "named"), CONFIG_CASES, ids=[f"{c[0]} {c[1]}" for c in CONFIG_CASES]
+)
+def test_a_malformed_config_is_refused_naming_the_key(command, case, config, named, small_screen, tmp_path, no_ray):
+    text = yaml.safe_dump(config).replace("DATASET", small_screen).replace("OUTPUT", str(tmp_path / "out"))
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    refused([command, str(path)], tmp_path, refusal_names(named))
 
 
 def space_cases(screen: str, missing: str) -> dict[str, tuple[dict, str]]:
