@@ -309,6 +309,17 @@ def run(
     address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: RAY_ADDRESS, else local).")] = None,
     resume: Annotated[bool, typer.Option(help="Resume the search in the results folder.")] = False,
     results: Annotated[str | None, typer.Option(help="Results folder or s3:// prefix (default: the space's).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset folder or s3:// prefix (default: the space's).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the plan and its estimated cost on the cluster; train nothing.")
+    ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="--dry-run: plan for this cluster-launcher YAML or KubeRay manifest at full scale."),
+    ] = None,
+    gpu_type: Annotated[
+        str | None, typer.Option(help="--dry-run: the GPU to cost, e.g. H200 (default: the cluster's).")
+    ] = None,
 ) -> None:
     """Search training compositions and models, scoring every trial on held-out conditions."""
     from vsearch.config import load_yaml
@@ -318,6 +329,13 @@ def run(
 
     try:
         space = load_yaml(space_file, SearchSpace)
+        if dataset is not None:
+            space = space.model_copy(update={"dataset": dataset})
+        if dry_run:
+            _show_dry_run(_dry_run(space, results, address, cluster, gpu_type), space_file)
+            return
+        if cluster is not None or gpu_type is not None:
+            raise ValueError("--cluster and --gpu-type plan a --dry-run; a search runs on --address")
         plan = plan_search(space, results)  # every check that needs no Ray, before Ray starts
         from vsearch.cli_live import LiveTrials
 
@@ -337,6 +355,72 @@ def run(
         console.print(f"[red]error:[/red] every trial failed ({len(table)}); nothing to report")
         raise typer.Exit(code=1)
     console.print(f"report: vsearch report {results or space.results}")
+
+
+def _dry_run(space, results: str | None, address: str | None, cluster: str | None, gpu_type: str | None):
+    import os
+
+    from vsearch.cluster import connect
+    from vsearch.cluster_shape import connected_cluster, from_file, this_machine
+    from vsearch.search.dryrun import dry_run
+
+    if cluster is not None and address is not None:
+        raise ValueError("give --cluster (a config to plan for) or --address (a running cluster), not both")
+    if cluster is not None:
+        shape = from_file(cluster)
+    elif address or os.environ.get("RAY_ADDRESS"):
+        connect(address)
+        shape = connected_cluster(address or os.environ["RAY_ADDRESS"])
+    else:
+        shape = this_machine()
+    return dry_run(space, shape, results, gpu_type)
+
+
+def _hours(values: tuple[float, float, float]) -> str:
+    low, mean, high = values
+    return f"{mean:,.1f}" if high - low < 0.05 else f"{mean:,.1f} ({low:,.1f} to {high:,.1f})"
+
+
+def _show_dry_run(dry, space_file: str) -> None:
+    space, plan, cost = dry.plan.space, dry.plan, dry.cost
+    t = space.trial
+    table = Table(title=f"vsearch run {space_file} --dry-run: nothing is trained", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    seeds = f" x {space.seeds_per_config} seeds" if space.seeds_per_config > 1 else ""
+    table.add_row("dataset", f"{space.dataset} ({dry.fields:,} fields)")
+    held = ", ".join(f"{c} ({len(ids)} fields scored)" for c, ids in plan.eval_fields.items())
+    table.add_row("held out", held)
+    table.add_row("trainable", ", ".join(plan.resolved.trainable))
+    table.add_row("results", plan.results)
+    table.add_row("trials", f"{dry.trials}{seeds}, sampler {space.sampler}, scheduler {space.scheduler.type}")
+    per_trial = f"{t.workers} worker(s) of {t.cpus_per_worker:g} CPU and {t.gpus_per_worker:g} GPU, +1 CPU for Ray Data"
+    table.add_row("per trial", per_trial)
+    resources = ", ".join(f"{dry.cluster.resources.get(k, 0):g} {k}" for k in ("CPU", "GPU"))
+    gpu = f", {dry.cluster.gpu}" if dry.cluster.gpu else ""
+    table.add_row("cluster", f"{dry.cluster.source}: {dry.cluster.nodes} node(s), {resources}{gpu}")
+    table.add_row("concurrent trials", str(dry.concurrent))
+    if cost is not None:
+        for c in cost.configurations:
+            m = c.measurement
+            choices = ", ".join(f"{k} {v}" for k, v in c.choices.items())
+            table.add_row(
+                "cost per trial",
+                f"{choices}: {c.train_patches:,} patches of {space.patch}², {c.patches_per_s:,.0f} patches/s on one "
+                f"{cost.gpu} (scaled by FLOPs from {m.family} {m.patch}² batch {m.batch}: {m.patches_per_s:g}/s), "
+                f"{c.gpu_hours:,.2f} GPU-hours with validation",
+            )
+        table.add_row(f"{cost.gpu}-hours", _hours(cost.gpu_hours()))
+        if dry.concurrent:
+            table.add_row("wall time (hours)", _hours(cost.wall_hours()))
+    for problem in dry.problems:
+        table.add_row("[yellow]note[/yellow]", problem)
+    console.print(table)
+    if cost is not None:
+        console.print(
+            "The estimate counts GPU time for training, validation and held-out prediction at measured rates "
+            "(vsearch/cost/throughput.csv); not Ray start-up or the CPU side of scoring."
+        )
 
 
 @app.command("study")
@@ -436,6 +520,15 @@ def _show_recommendation(rec) -> None:
             weights, f"{proposed.predicted:.3f}", f"{proposed.sd:.3f}", f"{proposed.expected_improvement:.4f}"
         )
     console.print(shown)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the versions of vsearch, Python, Ray, PyTorch and CUDA, and the GPUs this machine has."""
+    from vsearch.versions import software_versions
+
+    for name, value in software_versions().items():
+        console.print(f"{name:8} {value}", highlight=False)
 
 
 @app.command("report")

@@ -51,3 +51,41 @@ def keep_secrets_out_of_runtime_envs() -> None:
     from ray.tune.execution import class_cache
 
     class_cache.ENV_VARS_TO_PROPAGATE = frozenset(class_cache.ENV_VARS_TO_PROPAGATE) - SECRET_VARIABLES
+
+
+def cluster_capacity() -> dict[str, float]:
+    """The connected cluster's resources at full scale: what its nodes have now or, for an autoscaling cluster
+    (the Ray autoscaler, KubeRay), what its node groups' maximum counts give, whichever is more. Ray Train checks
+    a worker group against the same maximum."""
+    import ray
+    from ray._private.state import state
+
+    now = ray.cluster_resources()
+    most = state.get_max_resources_from_cluster_config() or {}
+    return {key: max(now.get(key, 0.0), float(most.get(key, 0))) for key in {*now, *most}}
+
+
+def full_scale_nodes() -> int:
+    """Nodes of the connected cluster: those alive now, or its node groups' maximum counts, whichever is more."""
+    import ray
+    from ray._private.state import state
+
+    alive = sum(1 for node in ray.nodes() if node["Alive"])
+    config = state.get_cluster_config()
+    most = sum(group.max_count for group in config.node_group_configs) if config else 0
+    return max(alive, most)
+
+
+def refuse_node_local_paths(paths: dict[str, str], nodes: int) -> None:
+    """On a cluster of more than one node every path a trial reads or writes must be shared storage: refuses
+    the first local one of ``paths`` (key -> path), naming it."""
+    from vsearch.data import storage
+
+    if nodes <= 1:
+        return
+    for key, path in paths.items():
+        if not storage.is_remote(path):
+            raise ValueError(
+                f"{key}: {path} is a local path, but the cluster has {nodes} nodes: trials on the other nodes cannot "
+                "read or write it; use an s3:// prefix"
+            )

@@ -20,7 +20,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from vsearch.cluster import connect
+from vsearch.cluster import cluster_capacity, connect, full_scale_nodes, refuse_node_local_paths
 from vsearch.config import TrainConfig
 from vsearch.data import storage
 from vsearch.data.manifest import conditions_of
@@ -75,12 +75,11 @@ def plan_search(space: SearchSpace, results: str | None = None) -> SearchPlan:
 
 
 def default_study_storage(results: str) -> str:
-    """SQLite inside a local results folder; for remote results, a local cache file (copied there at the end)."""
+    """SQLite inside a local results folder; for remote results, a local cache file (copied there at the end).
+    ``run_search`` creates its folder."""
     if storage.is_remote(results):
         cache = Path.home() / ".cache" / "vsearch" / results.replace("://", "_").replace("/", "_")
-        cache.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{cache / 'optuna.db'}"
-    Path(results).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(results).absolute() / 'optuna.db'}"
 
 
@@ -325,7 +324,7 @@ def build_tuner(
             search_alg=searcher(plan),
             scheduler=scheduler(space),
             num_samples=planned_trials(plan),
-            max_concurrent_trials=max_concurrent(space.trial, ray.cluster_resources()),
+            max_concurrent_trials=max_concurrent(space.trial, cluster_capacity()),
         ),
         run_config=experiment_config(plan.results, EXPERIMENT, space.trial.max_failures, callbacks, watch),
     )
@@ -387,15 +386,19 @@ def run_search(
     address: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Run (or resume) the search on the cluster at ``address`` (``connect``), holding the results folder's lock;
-    returns the trials table and where it was written. Raises ``SearchStalled`` (after writing the table) when a
+    returns the trials table and where it was written. Refuses local dataset and results paths on a cluster of
+    more than one node, before writing anything. Raises ``SearchStalled`` (after writing the table) when a
     trial stalled before any trial made progress."""
     plan = plan_search(space, results)
     # epoch reports carry the validation score (for ASHA); only the final report carries the held-out objective
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # save the experiment state at every step, so a killed search resumes without rerunning finished trials
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
+    connect(address)
+    refuse_node_local_paths({"dataset": plan.space.dataset, "results": plan.results}, full_scale_nodes())
     with results_lock(plan.results, resume=resume, command="vsearch run"):
-        connect(address)
+        if plan.study_storage.startswith("sqlite:///"):
+            Path(plan.study_storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         write_space(plan.results, plan.space.model_dump(mode="json"))
         write_held_out_fields(plan.results, plan.eval_fields)  # the report shows these, not a recomputed choice
         watch = StallWatch()

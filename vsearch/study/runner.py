@@ -13,7 +13,7 @@ import pandas as pd
 import ray
 import ray.tune
 
-from vsearch.cluster import connect
+from vsearch.cluster import cluster_capacity, connect, full_scale_nodes, refuse_node_local_paths
 from vsearch.data import storage
 from vsearch.data.manifest import conditions_of
 from vsearch.data.splits import assign_splits
@@ -117,7 +117,7 @@ def build_study_tuner(
         trainable,
         param_space={"cell": ray.tune.grid_search(plan.cells)},
         tune_config=ray.tune.TuneConfig(
-            max_concurrent_trials=max_concurrent(plan.spec.trial, ray.cluster_resources()),
+            max_concurrent_trials=max_concurrent(plan.spec.trial, cluster_capacity()),
             trial_dirname_creator=lambda trial: f"cell_{trial.trial_id}",
         ),
         run_config=experiment_config(plan.results, EXPERIMENT, plan.spec.trial.max_failures, callbacks, watch),
@@ -158,10 +158,12 @@ def run_study(
     address: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Run (or resume) the study on the cluster at ``address``, holding the results folder's lock; returns the
-    long matrix and where it was written."""
+    long matrix and where it was written. Refuses local dataset and results paths on a cluster of more than one
+    node, before writing anything."""
     plan = plan_study(spec, results)
+    connect(address)
+    refuse_node_local_paths({"dataset": plan.spec.dataset, "results": plan.results}, full_scale_nodes())
     with results_lock(plan.results, resume=resume, command="vsearch study"):
-        connect(address)
         write_held_out_fields(plan.results, plan.test_fields)
         watch = StallWatch()
         grid = build_study_tuner(plan, watch, callbacks, resume).fit()
