@@ -6,6 +6,9 @@ from tensors already in memory (on the training device) in a plain PyTorch loop.
     python3 benchmarks/train_throughput.py --preset gpu [--compile both]      # on a GPU machine
     .venv/bin/python benchmarks/train_throughput.py --preset gpu --stream-only  # its data path, on any machine
 
+``--table vsearch/cost/throughput.csv`` records the GPU's Ray Data → Ray Train rates in the throughput table that
+``vsearch run --dry-run`` costs searches with (replacing the rows of the same GPU and configuration).
+
 On the CPU the Ray worker gets one CPU (Ray Data the rest), so the plain loop runs on one thread too.
 ``--stream-only`` times two epochs of the Ray Data stream alone (cold workers, then warm) on the GPU if there is
 one, else the CPU.
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from datetime import date
 from pathlib import Path
 
 import torch
@@ -27,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vsearch.cluster import connect
 from vsearch.config import DataConfig, TrainConfig, UNetConfig
+from vsearch.cost.throughput import Measurement, gpu_model, record
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.models.registry import build_model
 from vsearch.train.steps import normalised_patches, reconstruction_loss
@@ -119,12 +124,22 @@ def plain_loop(config: TrainConfig, batches: list, device: torch.device, steps: 
     return steps * config.data.batch_size / (time.perf_counter() - start)
 
 
+def measured(preset: dict, compiled: bool, patches_per_s: float) -> Measurement:
+    return Measurement(
+        gpu=gpu_model(torch.cuda.get_device_name()), family="unet", depth=preset["depth"],
+        base_width=preset["width"], generator_blocks=None, patch=preset["patch"], batch=preset["batch"],
+        compiled=compiled, patches_per_s=round(patches_per_s, 1), measured=date.today().isoformat(),
+        source="benchmarks/train_throughput.py: Ray Data -> Ray Train, 1 GPU, bf16",
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--compile", choices=["no", "yes", "both"], default="no")
     parser.add_argument("--plain-steps", type=int, default=60)
     parser.add_argument("--stream-only", action="store_true")
+    parser.add_argument("--table", type=Path, help="throughput table to record the GPU's Ray Train rates in")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     use_gpu = torch.cuda.is_available() if args.stream_only else args.preset == "gpu"
@@ -167,6 +182,8 @@ def main() -> None:
                 "ray_run_seconds": round(time.perf_counter() - started, 1),
             }
             print(json.dumps({name: results[name]}), flush=True)
+            if args.table and use_gpu:
+                record(measured(preset, compiled, through_ray), args.table)
     print(json.dumps(results, indent=2))
 
 
