@@ -228,7 +228,7 @@ def test_dry_run_here_says_no_gpu_trial_fits_and_why_there_is_no_cost(small_scre
     planned = dry_run(paper_space(small_screen), here)
     assert planned.concurrent == 0 and planned.cost is None
     assert planned.problems == [
-        "no trial fits this machine (a local Ray): a trial needs 9 CPU, 1 GPU, it has 2 CPU, 0 GPU",
+        "no trial fits this machine (a local Ray): trial.workers: 1 worker(s) x 1 GPU need 1 GPU(s); the cluster has 0",
         "no cost estimate: this machine (a local Ray) names no GPU model; give one with --gpu-type",
     ]
     cpu_trials = paper_space(small_screen).model_copy(

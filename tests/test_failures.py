@@ -50,16 +50,30 @@ def test_a_search_whose_every_trial_fails_records_each_once_with_its_error_and_e
     assert all(f"trial {t} failed" in ran.output for t in trials.trial_id)
 
 
+class CpuHolder:
+    """An actor that holds CPUs until killed: the cluster has them, but no trial can get them."""
+
+    def ready(self) -> bool:
+        return True
+
+
 def test_a_search_whose_trials_cannot_start_stops_at_the_first_stall_naming_what_it_waited_for(
     small_screen, tmp_path, ray_local
 ):
+    import ray
+
     results = tmp_path / "results"
     path = write_space(
         tmp_path / "s.yaml", small_screen, str(results), num_trials=3,
-        trial={"gpus_per_worker": 1, "max_failures": 0, "stall_timeout_s": 15},  # this cluster has no GPU
+        trial={"cpus_per_worker": 0.5, "max_failures": 0, "stall_timeout_s": 15},
         optim={"lr": 0.002, "batch_size": [8], "epochs": 1},
     )  # fmt: skip
-    ran = CliRunner().invoke(app, ["run", str(path)])
+    holder = ray.remote(num_cpus=2)(CpuHolder).remote()
+    ray.get(holder.ready.remote())
+    try:
+        ran = CliRunner().invoke(app, ["run", str(path)])
+    finally:
+        ray.kill(holder)
     assert ran.exit_code == 1, ran.output
     output = " ".join(ran.output.split())
     assert "the search stopped, as no trial could make progress on this cluster" in output
@@ -70,7 +84,7 @@ def test_a_search_whose_trials_cannot_start_stops_at_the_first_stall_naming_what
     assert re.fullmatch(
         rf".*TrialStalled: trial {failed.trial_id.iloc[0]} made no progress for 1[5-9] s since it started: it waited "
         r"for its training workers to start and get their first batch from the data stream; it asks 1 worker\(s\) of "
-        r"1 CPU and 1 GPU; the cluster has CPU [\d.]+ of 2 free, no GPU",
+        r"0.5 CPU and 0 GPU; the cluster has CPU 0 of 2 free, no GPU",
         error,
     ), error
 

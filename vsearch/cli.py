@@ -382,6 +382,8 @@ def _hours(values: tuple[float, float, float]) -> str:
 
 
 def _show_dry_run(dry, space_file: str) -> None:
+    from vsearch.train.resources import DATA_CPUS
+
     space, plan, cost = dry.plan.space, dry.plan, dry.cost
     t = space.trial
     table = Table(title=f"vsearch run {space_file} --dry-run: nothing is trained", show_header=False)
@@ -394,7 +396,10 @@ def _show_dry_run(dry, space_file: str) -> None:
     table.add_row("trainable", ", ".join(plan.resolved.trainable))
     table.add_row("results", plan.results)
     table.add_row("trials", f"{dry.trials}{seeds}, sampler {space.sampler}, scheduler {space.scheduler.type}")
-    per_trial = f"{t.workers} worker(s) of {t.cpus_per_worker:g} CPU and {t.gpus_per_worker:g} GPU, +1 CPU for Ray Data"
+    per_trial = (
+        f"{t.workers} worker(s) of {t.cpus_per_worker:g} CPU and {t.gpus_per_worker:g} GPU, "
+        f"+{DATA_CPUS:g} CPU for Ray Data"
+    )
     table.add_row("per trial", per_trial)
     resources = ", ".join(f"{dry.cluster.resources.get(k, 0):g} {k}" for k in ("CPU", "GPU"))
     gpu = f", {dry.cluster.gpu}" if dry.cluster.gpu else ""

@@ -11,6 +11,7 @@ from vsearch.cost.estimate import SearchCost, estimate_search
 from vsearch.data.dataset import open_dataset
 from vsearch.search.space import SearchSpace
 from vsearch.search.tuner import SearchPlan, max_concurrent, plan_search, planned_trials
+from vsearch.train.resources import run_needs, unfit_reason
 
 
 @dataclass
@@ -26,11 +27,6 @@ class DryRun:
     problems: list[str]  # why the search could not run on this cluster, or why there is no cost
 
 
-def trial_needs(space: SearchSpace) -> dict[str, float]:
-    t = space.trial
-    return {"CPU": t.workers * t.cpus_per_worker + 1, "GPU": t.workers * t.gpus_per_worker}
-
-
 def dry_run(space: SearchSpace, cluster: ClusterShape, results: str | None = None, gpu: str | None = None) -> DryRun:
     """Plans the search (every check ``vsearch run`` makes before Ray starts) for ``cluster``, and estimates its
     cost on ``gpu`` (default: the cluster's). Refuses a local dataset or results path when the cluster has more
@@ -38,12 +34,12 @@ def dry_run(space: SearchSpace, cluster: ClusterShape, results: str | None = Non
     plan = plan_search(space, results)
     dataset = open_dataset(plan.space.dataset)
     refuse_node_local_paths({"dataset": plan.space.dataset, "results": plan.results}, cluster.nodes)
-    needs, problems = trial_needs(plan.space), []
-    short = [k for k, v in needs.items() if v > cluster.resources.get(k, 0)]
-    if short:
-        have = ", ".join(f"{cluster.resources.get(k, 0):g} {k}" for k in needs)
-        problems.append(f"no trial fits {cluster.source}: a trial needs {_resources(needs)}, it has {have}")
-    trials, concurrent = planned_trials(plan), 0 if short else max_concurrent(plan.space.trial, cluster.resources)
+    t, problems = plan.space.trial, []
+    needs = run_needs(t.workers, t.cpus_per_worker, t.gpus_per_worker)
+    unfit = unfit_reason("trial.workers", t.workers, t.cpus_per_worker, t.gpus_per_worker, cluster.resources)
+    if unfit:
+        problems.append(f"no trial fits {cluster.source}: {unfit}")
+    trials, concurrent = planned_trials(plan), 0 if unfit else max_concurrent(t, cluster.resources)
     gpu = gpu or cluster.gpu
     cost = None
     if not needs["GPU"]:
@@ -56,7 +52,3 @@ def dry_run(space: SearchSpace, cluster: ClusterShape, results: str | None = Non
         except ValueError as error:  # no throughput figure for that GPU or family
             problems.append(f"no cost estimate: {error}")
     return DryRun(plan, cluster, len(dataset.manifest), trials, concurrent, needs, gpu, cost, problems)
-
-
-def _resources(resources: dict[str, float]) -> str:
-    return ", ".join(f"{v:g} {k}" for k, v in resources.items())

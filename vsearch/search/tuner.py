@@ -32,6 +32,7 @@ from vsearch.search.heldout import OBJECTIVE, HeldOutScoring, held_out_fields, h
 from vsearch.search.results import RUNS_FOLDER, write_held_out_fields, write_space, write_trials
 from vsearch.search.space import ResolvedSpace, SearchSpace, TrialResources
 from vsearch.search.stalls import SearchStalled, StallWatch
+from vsearch.train.resources import fitting_runs, refuse_unless_one_fits, run_needs
 from vsearch.train.trainer import build_trainer, plan_training, storage_location
 from vsearch.train.watchdog import ProgressBoard, watched_fit
 
@@ -102,7 +103,7 @@ def fit_and_score(train_config: TrainConfig, scoring: HeldOutScoring, stall_time
 def report_scored(result, seconds: float, epochs: int, resources: TrialResources) -> None:
     """The trial's final Tune result: its held-out scores, what the last epoch said, and its cost."""
     last_epoch = result.metrics or {}
-    reserved_cpus = resources.workers * resources.cpus_per_worker + 1
+    reserved_cpus = run_needs(resources.workers, resources.cpus_per_worker, resources.gpus_per_worker)["CPU"]
     ray.tune.report(
         {
             **held_out_scores(last_epoch),
@@ -221,10 +222,13 @@ class DefineByRun:
 
 def max_concurrent(t: TrialResources, cluster: dict[str, float]) -> int:
     """Trials that fit at once: each needs its workers' CPUs plus one CPU for Ray Data, and their GPUs."""
-    by_cpu = math.floor(cluster.get("CPU", 1) / (t.workers * t.cpus_per_worker + 1))
-    by_gpu = math.floor(cluster.get("GPU", 0) / (t.workers * t.gpus_per_worker)) if t.gpus_per_worker else by_cpu
-    fit = max(1, min(by_cpu, by_gpu))
+    fit = max(1, fitting_runs(run_needs(t.workers, t.cpus_per_worker, t.gpus_per_worker), cluster))
     return min(fit, t.max_concurrent) if t.max_concurrent else fit
+
+
+def refuse_unless_a_trial_fits(t: TrialResources, cluster: dict[str, float]) -> None:
+    """Refuses trial resources that cannot make progress on ``cluster``, naming the numbers."""
+    refuse_unless_one_fits("trial.workers", t.workers, t.cpus_per_worker, t.gpus_per_worker, cluster)
 
 
 def planned_trials(plan: SearchPlan) -> int:
@@ -396,6 +400,7 @@ def run_search(
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
     connect(address)
     refuse_node_local_paths({"dataset": plan.space.dataset, "results": plan.results}, full_scale_nodes())
+    refuse_unless_a_trial_fits(plan.space.trial, cluster_capacity())
     with results_lock(plan.results, resume=resume, command="vsearch run"):
         if plan.study_storage.startswith("sqlite:///"):
             Path(plan.study_storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from vsearch.search.tuner import (
     experiment_config,
     fit_and_score,
     max_concurrent,
+    refuse_unless_a_trial_fits,
     report_scored,
     restored_tuner,
     trial_driver,
@@ -163,6 +164,7 @@ def run_study(
     plan = plan_study(spec, results)
     connect(address)
     refuse_node_local_paths({"dataset": plan.spec.dataset, "results": plan.results}, full_scale_nodes())
+    refuse_unless_a_trial_fits(plan.spec.trial, cluster_capacity())
     with results_lock(plan.results, resume=resume, command="vsearch study"):
         write_held_out_fields(plan.results, plan.test_fields)
         watch = StallWatch()

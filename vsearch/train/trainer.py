@@ -8,15 +8,16 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from vsearch.cluster import connect
+from vsearch.cluster import cluster_capacity, connect
 from vsearch.config import TrainConfig
 from vsearch.data import storage
 from vsearch.data.dataset import Dataset, open_dataset
 from vsearch.data.manifest import conditions_of
 from vsearch.data.normalise import target_ranges
-from vsearch.data.pipeline import training_stream, validation_set
+from vsearch.data.pipeline import patch_tasks, training_stream, validation_set
 from vsearch.data.splits import assign_splits
 from vsearch.search.composition import sample_composition
+from vsearch.train.resources import refuse_unless_one_fits
 
 
 @dataclass
@@ -67,7 +68,7 @@ def training_patches(config: TrainConfig, plan: TrainingPlan):
     d = config.data
     ranges = _target_ranges(config, plan)
     stream = training_stream(
-        plan.dataset, plan.sample, d.stains, d.patch, d.patches_per_field, ranges, seed=config.seed
+        *patch_tasks(plan.dataset, plan.sample, d.stains, d.patch, d.patches_per_field, ranges, seed=config.seed)
     )
     return stream.drop_columns(["field_id", "condition"])
 
@@ -83,7 +84,6 @@ def build_trainer(
     """The ``TorchTrainer`` of a plan; ``after_training`` runs on rank 0 after the last epoch, and the workers
     report their progress to ``progress``, a ``ProgressBoard`` (see ``train_loop_per_worker``)."""
     import ray.train
-    from ray.data import ExecutionOptions
     from ray.train.torch import TorchTrainer
 
     from vsearch.train.loop import train_loop_per_worker
@@ -110,12 +110,21 @@ def build_trainer(
             callbacks=callbacks,
         ),
         datasets={"train": training_patches(config, plan), "val": val_ds},
-        dataset_config=ray.train.DataConfig(
-            # a single worker reads the datasets itself: a split would start a coordinator actor per dataset
-            datasets_to_split="all" if config.workers > 1 else [],
-            # patches in the order the stream makes them, so a rerun of the same config sees the same batches
-            execution_options={"train": ExecutionOptions(preserve_order=True)},
-        ),
+        dataset_config=dataset_config(config),
+    )
+
+
+def dataset_config(config: TrainConfig):
+    """How the workers share the datasets: with several, each takes its own equal share of the epoch's patches
+    (Ray Data drops at most ``workers - 1`` so every worker takes as many steps); validation fields are not split,
+    as rank 0 alone validates. A single worker reads the stream itself: a split would start a coordinator actor."""
+    import ray.train
+    from ray.data import ExecutionOptions
+
+    return ray.train.DataConfig(
+        datasets_to_split=["train"] if config.workers > 1 else [],
+        # patches in the order the stream makes them, so a rerun of the same config sees the same batches
+        execution_options={"train": ExecutionOptions(preserve_order=True)},
     )
 
 
@@ -128,8 +137,11 @@ def scaling_config(config: TrainConfig):
 
 
 def train(config: TrainConfig, address: str | None = None):
-    """Plan (refusing bad input before Ray starts), join the cluster at ``address`` and fit; returns the Ray Train
-    ``Result`` (its ``checkpoint`` is the last epoch's)."""
+    """Plan (refusing bad input before Ray starts), join the cluster at ``address``, refuse workers that leave
+    the data stream no CPU (or ask more GPUs than it has), and fit; returns the Ray Train ``Result`` (its
+    ``checkpoint`` is the last epoch's)."""
     plan = plan_training(config)
     connect(address)
+    gpus = config.resources_per_worker().get("GPU", 0.0)
+    refuse_unless_one_fits("workers", config.workers, config.cpus_per_worker, gpus, cluster_capacity())
     return build_trainer(config, plan).fit()
