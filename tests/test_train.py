@@ -127,8 +127,8 @@ def small_config(dataset: str, storage: str, name: str, **overrides) -> TrainCon
         patches_per_field=4,
         batch_size=8,
     )
-    model = UNetConfig(depth=2, base_width=8)
-    return TrainConfig(data=data, model=model, epochs=2, name=name, storage=storage, **overrides)
+    overrides = {"model": UNetConfig(depth=2, base_width=8), "epochs": 2} | overrides
+    return TrainConfig(data=data, name=name, storage=storage, **overrides)
 
 
 def test_worker_holds_the_cpus_it_was_given_and_a_rerun_scores_the_same(small_screen, tmp_path, ray_local):

@@ -12,6 +12,7 @@ import ray.train.torch
 import torch
 
 from vsearch.config import TrainConfig
+from vsearch.train.checkpoint import unwrap
 from vsearch.train.steps import Learner, build_learner, load_learner_state, save_learner, train_epoch, validate
 from vsearch.train.watchdog import Heartbeat
 
@@ -20,8 +21,12 @@ def prepared_learner(
     config: TrainConfig, bf_planes: int, stains: int, memory_format: torch.memory_format
 ) -> tuple[Learner, int]:
     """The learner on this worker, resumed from Ray Train's latest checkpoint when there is one, wrapped for
-    data parallelism (and compiled if asked); returns it with the first epoch still to train."""
+    data parallelism (and compiled if asked); returns it with the first epoch still to train. With several GPU
+    workers, batch norm takes its statistics over all their batches (``SyncBatchNorm``, which needs CUDA; CPU
+    workers normalise by their own share of the batch)."""
     learner = build_learner(config, bf_planes, stains, memory_format)
+    if ray.train.get_context().get_world_size() > 1 and ray.train.torch.get_device().type == "cuda":
+        learner.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(learner.model)
     start_epoch = 0
     resumed = ray.train.get_checkpoint()
     if resumed:
@@ -46,14 +51,17 @@ def report_epoch(learner: Learner, metrics: dict, meta: dict, rank: int) -> None
 
 def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train's worker function: builds (or resumes) the learner, then trains, validates, checkpoints and
-    reports each epoch. ``loop_config["after_training"]``, when set, is called by rank 0 after the last epoch as
+    reports each epoch. With several workers each trains on its own share of the patches and DDP averages their
+    gradients; rank 0 alone validates (on every validation field), checkpoints and scores, and its report is the
+    one Ray Tune sees. ``loop_config["after_training"]``, when set, is called by rank 0 after the last epoch as
     ``after_training(model, meta, device)``; the metrics it returns join that epoch's report (and checkpoint).
     ``loop_config["progress"]``, when set, is the ``ProgressBoard`` the trial's watchdog reads."""
     config = TrainConfig.model_validate(loop_config["config"])
     stains, bf_planes = loop_config["stains"], loop_config["bf_planes"]
     after_training = loop_config.get("after_training")
     device = ray.train.torch.get_device()
-    rank = ray.train.get_context().get_world_rank()
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
     torch.manual_seed(config.seed + rank)
     on_gpu = device.type == "cuda"
     autocast: AbstractContextManager = (
@@ -76,16 +84,15 @@ def train_loop_per_worker(loop_config: dict) -> None:
             batch_size=config.data.batch_size, device=device, prefetch_batches=8, pin_memory=on_gpu
         )
         trained = train_epoch(learner, heartbeat.batches(batches), config, device, autocast, memory_format)
-        heartbeat.beat("validation")
-        metrics = {
-            "epoch": epoch,
-            "start_epoch": start_epoch,
-            **trained,
-            "node_id": ray.get_runtime_context().get_node_id(),
-            **validate(learner.model, val_shard, stains, device, autocast),
-        }
-        if rank == 0 and epoch == config.epochs - 1 and after_training is not None:
-            heartbeat.beat("held-out scoring")
-            metrics |= after_training(learner.model, meta | {"epoch": epoch}, device)
+        trained["patches_per_s"] *= world_size  # the workers train in lockstep
+        node_id = ray.get_runtime_context().get_node_id()
+        metrics = {"epoch": epoch, "start_epoch": start_epoch, **trained, "node_id": node_id}
+        if rank == 0:
+            # the plain module: a DDP forward on one rank alone would wait for the others to sync buffers
+            heartbeat.beat("validation")
+            metrics |= validate(unwrap(learner.model), val_shard, stains, device, autocast)
+            if epoch == config.epochs - 1 and after_training is not None:
+                heartbeat.beat("held-out scoring")
+                metrics |= after_training(unwrap(learner.model), meta | {"epoch": epoch}, device)
         report_epoch(learner, metrics, meta | {"epoch": epoch}, rank)
         heartbeat.beat("epoch reported")

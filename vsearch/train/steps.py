@@ -78,15 +78,9 @@ def schedule_for(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch
     )
 
 
-def _all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(values)
-    return values
-
-
 def validate(model: nn.Module, shard, stains: list[str], device: torch.device, autocast) -> dict[str, float]:
-    """Mean Pearson r, SSIM and L1 per stain over whole validation fields (in normalised units), summed across
-    workers; ``val_score`` is the mean pixel score of ``evaluate.score``."""
+    """Mean Pearson r, SSIM and L1 per stain over the whole validation fields of ``shard`` (in normalised
+    units); ``val_score`` is the mean pixel score of ``evaluate.score``."""
     sums = torch.zeros(3 * len(stains) + 1, dtype=torch.float64, device=device)
     model.eval()
     with torch.no_grad():
@@ -99,7 +93,6 @@ def validate(model: nn.Module, shard, stains: list[str], device: torch.device, a
             s = ssim(y, pred, data_range=1.0).sum(0)
             l1 = (pred - y).abs().mean(dim=(-2, -1)).sum(0)
             sums += torch.cat([r, s, l1, torch.tensor([len(x)], device=device)]).double()
-    sums = _all_reduce_sum(sums)
     n = max(float(sums[-1]), 1.0)
     k = len(stains)
     r, s, l1 = (sums[i * k : (i + 1) * k] / n for i in range(3))
@@ -110,18 +103,24 @@ def validate(model: nn.Module, shard, stains: list[str], device: torch.device, a
     return metrics
 
 
+def _judged(discriminator, x, y, pred) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+    """The discriminator's outputs on the (input, prediction) and (input, truth) pairs, from one forward pass
+    over both: a DDP module must run forward once per backward."""
+    outputs = discriminator(torch.cat([torch.cat([x, pred], 1), torch.cat([x, y], 1)], 0))
+    halves = [[o.chunk(2) for o in scale] for scale in outputs]
+    return [[f for f, _ in scale] for scale in halves], [[r for _, r in scale] for scale in halves]
+
+
 def gan_step(discriminator, d_optimizer, x, y, pred, reconstruction, config: TrainConfig, autocast) -> torch.Tensor:
     """One discriminator update (LSGAN), then the generator's GAN + feature-matching (+ optional L1) loss."""
     with autocast:
-        fake_out = discriminator(torch.cat([x, pred.detach()], 1))
-        real_out = discriminator(torch.cat([x, y], 1))
+        fake_out, real_out = _judged(discriminator, x, y, pred.detach())
         d_loss = 0.5 * (lsgan_loss(fake_out, False) + lsgan_loss(real_out, True))
     d_optimizer.zero_grad(set_to_none=True)
     d_loss.backward()
     d_optimizer.step()
     with autocast:
-        fake_out = discriminator(torch.cat([x, pred], 1))
-        real_out = discriminator(torch.cat([x, y], 1))
+        fake_out, real_out = _judged(discriminator, x, y, pred)
         g_loss = lsgan_loss(fake_out, True) + config.model.feature_matching_weight * feature_matching_loss(
             fake_out, real_out
         )
