@@ -5,13 +5,20 @@ from tensors already in memory (on the training device) in a plain PyTorch loop.
     .venv/bin/python benchmarks/train_throughput.py --preset cpu
     python3 benchmarks/train_throughput.py --preset gpu [--compile both]      # on a GPU machine
     .venv/bin/python benchmarks/train_throughput.py --preset gpu --stream-only  # its data path, on any machine
+    .venv/bin/python benchmarks/train_throughput.py --workers 1,2  # data-parallel scaling (GPUs on a GPU machine)
 
 ``--table vsearch/cost/throughput.csv`` records the GPU's Ray Data → Ray Train rates in the throughput table that
 ``vsearch run --dry-run`` costs searches with (replacing the rows of the same GPU and configuration).
 
 On the CPU the Ray worker gets one CPU (Ray Data the rest), so the plain loop runs on one thread too.
-``--stream-only`` times two epochs of the Ray Data stream alone (cold workers, then warm) on the GPU if there is
-one, else the CPU.
+It also prints the stream's efficiency: the stream-only rate (a warm epoch) over what the cluster's CPUs would do
+running the same work (read, decode, crop, augment) one CPU each without Ray, measured on one CPU in this
+process; 1 means Ray Data costs nothing, and on 2 cores the goal is at least 0.8.
+``--workers`` trains the eager model again with each number of Ray Train workers (on the CPU they share what
+the cluster has beyond Ray Data's CPU; on a GPU machine each takes a GPU) and reports patches/s and the scaling
+efficiency, rate(n) / (n x rate(1)).
+``--stream-only`` measures the stream alone (its efficiency, delivered to the GPU if there is one, else the CPU)
+and trains nothing.
 """
 
 from __future__ import annotations
@@ -29,11 +36,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vsearch.cluster import connect
+from vsearch.cluster import cluster_capacity, connect
 from vsearch.config import DataConfig, TrainConfig, UNetConfig
 from vsearch.cost.throughput import Measurement, gpu_model, record
+from vsearch.data.pipeline import FIELDS_PER_TASK, patch_tasks
 from vsearch.data.synth import SynthSpec, synthesize
 from vsearch.models.registry import build_model
+from vsearch.train.resources import DATA_CPUS
 from vsearch.train.steps import normalised_patches, reconstruction_loss
 from vsearch.train.trainer import plan_training, train, training_patches
 
@@ -48,7 +57,9 @@ PRESETS = {
 # fmt: on
 
 
-def training_config(preset: dict, screen: str, storage: str, compiled: bool, use_gpu: bool) -> TrainConfig:
+def training_config(
+    preset: dict, screen: str, storage: str, compiled: bool, use_gpu: bool, workers: int = 1, cpus_per_worker: float = 1
+) -> TrainConfig:
     return TrainConfig(
         data=DataConfig(
             dataset=screen,
@@ -65,7 +76,9 @@ def training_config(preset: dict, screen: str, storage: str, compiled: bool, use
         use_gpu=use_gpu,
         bf16=True,
         compile=compiled,
-        name=f"throughput-{'compiled' if compiled else 'eager'}",
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        name=f"throughput-{'compiled' if compiled else 'eager'}-{workers}",
         storage=storage,
     )
 
@@ -93,6 +106,39 @@ def stream_rate(config: TrainConfig, device: torch.device) -> float:
     rate = patches / (time.perf_counter() - started)
     print(stream.stats(), file=sys.stderr, flush=True)
     return rate
+
+
+def single_cpu_patch_rate(config: TrainConfig) -> float:
+    """Patches/s of the stream's own work (read, decode, crop and augment the same blocks of fields) done here,
+    block after block on one CPU, without Ray Data."""
+    import pyarrow as pa
+
+    d, plan = config.data, plan_training(config)
+    rows, patcher = patch_tasks(
+        plan.dataset, plan.sample, d.stains, d.patch, d.patches_per_field, plan.ranges, seed=config.seed
+    )
+    blocks = list(rows.iter_batches(batch_size=FIELDS_PER_TASK, batch_format="numpy"))
+    threads = pa.cpu_count()
+    pa.set_cpu_count(1)  # Parquet decoding would otherwise use every core
+    try:
+        started = time.perf_counter()
+        patches = sum(len(chunk["x"]) for block in blocks for chunk in patcher(block))
+        return patches / (time.perf_counter() - started)
+    finally:
+        pa.set_cpu_count(threads)
+
+
+def stream_efficiency(config: TrainConfig, device: torch.device) -> dict:
+    """The warm stream-only rate over data CPUs x the single-CPU rate of the same work."""
+    single = single_cpu_patch_rate(config)
+    stream = [stream_rate(config, device) for _ in range(2)][-1]  # the second epoch: Ray's workers are warm
+    cpus = cluster_capacity().get("CPU", 1.0)
+    return {
+        "stream_only_patches_per_s": round(stream, 1),
+        "single_cpu_patches_per_s": round(single, 1),
+        "data_cpus": cpus,
+        "efficiency": round(stream / (cpus * single), 3),
+    }
 
 
 def plain_loop(config: TrainConfig, batches: list, device: torch.device, steps: int) -> float:
@@ -133,6 +179,26 @@ def measured(preset: dict, compiled: bool, patches_per_s: float) -> Measurement:
     )  # fmt: skip
 
 
+def scaling(preset: dict, screen: str, storage: str, use_gpu: bool, worker_counts: list[int]) -> dict:
+    """Patches/s of the eager model trained through Ray with each number of workers, and the scaling efficiency."""
+    cpus = cluster_capacity().get("CPU", 1.0)
+    rates, waits = {}, {}
+    for workers in worker_counts:
+        cpus_per_worker = 1.0 if use_gpu else min(1.0, (cpus - DATA_CPUS) / workers)
+        config = training_config(preset, screen, storage, False, use_gpu, workers, cpus_per_worker)
+        config = config.model_copy(update={"name": f"scaling-{workers}"})  # not the eager run, already trained
+        result = train(config)
+        rates[workers] = round(result.metrics["patches_per_s"], 1)
+        waits[workers] = round(result.metrics["data_wait_fraction"], 3)
+        print(json.dumps({"workers": workers, "cpus_per_worker": cpus_per_worker, "patches_per_s": rates[workers]}))
+    first = worker_counts[0]
+    return {
+        "patches_per_s": rates,
+        "rank0_data_wait_fraction": waits,
+        "scaling_efficiency": {n: round(rates[n] * first / (n * rates[first]), 3) for n in worker_counts},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
@@ -140,6 +206,7 @@ def main() -> None:
     parser.add_argument("--plain-steps", type=int, default=60)
     parser.add_argument("--stream-only", action="store_true")
     parser.add_argument("--table", type=Path, help="throughput table to record the GPU's Ray Train rates in")
+    parser.add_argument("--workers", help="comma-separated worker counts to measure scaling with, e.g. 1,2")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     use_gpu = torch.cuda.is_available() if args.stream_only else args.preset == "gpu"
@@ -158,9 +225,9 @@ def main() -> None:
         started = time.perf_counter()
         synthesize(SynthSpec(size=preset["size"]), screen)
         results["synth_seconds"] = round(time.perf_counter() - started, 1)
-        if args.stream_only:
-            config = training_config(preset, screen, f"{tmp}/runs", False, use_gpu)
-            results["stream_only_patches_per_s"] = [round(stream_rate(config, device), 1) for _ in range(2)]
+        config = training_config(preset, screen, f"{tmp}/runs", False, use_gpu)
+        results["stream_efficiency"] = stream_efficiency(config, device)
+        print(json.dumps({"stream_efficiency": results["stream_efficiency"]}), flush=True)
         variants = {"no": [False], "yes": [True], "both": [False, True]}[args.compile]
         for compiled in [] if args.stream_only else variants:
             name = "compiled" if compiled else "eager"
@@ -184,6 +251,9 @@ def main() -> None:
             print(json.dumps({name: results[name]}), flush=True)
             if args.table and use_gpu:
                 record(measured(preset, compiled, through_ray), args.table)
+        if args.workers:
+            counts = [int(n) for n in args.workers.split(",")]
+            results["scaling"] = scaling(preset, screen, f"{tmp}/runs", use_gpu, counts)
     print(json.dumps(results, indent=2))
 
 

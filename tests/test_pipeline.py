@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from vsearch.config import DataConfig
 from vsearch.data.dataset import open_dataset
 from vsearch.data.normalise import normalise_inputs, normalise_targets, target_ranges
-from vsearch.data.pipeline import augment_patches, training_stream
+from vsearch.data.pipeline import augment_patches, patch_tasks, training_stream
 from vsearch.data.splits import assign_splits
 from vsearch.search.composition import composition_counts, sample_composition
 from vsearch.train.steps import normalised_patches
@@ -31,7 +31,7 @@ def test_stream_shares_match_weights_over_5000_patches(small_screen, ray_local):
     train = ds.manifest[assign_splits(ds.manifest, 0.2, 0.2) == "train"]
     weights = {"lung/toxic": 0.45, "breast/non_toxic": 0.35, "ovarian/toxic": 0.2, "lung/non_toxic": 0.0}
     sample = sample_composition(train, weights, budget=700, seed=3)
-    stream = training_stream(ds, sample, STAINS, patch=32, patches_per_field=8, ranges=None, seed=0)
+    stream = training_stream(*patch_tasks(ds, sample, STAINS, patch=32, patches_per_field=8, ranges=None, seed=0))
     counts: dict[str, int] = {}
     total = 0
     for batch in stream.iter_batches(batch_size=512, batch_format="numpy"):
@@ -50,7 +50,9 @@ def test_augmentation_is_new_each_epoch_and_the_same_in_a_rerun(small_screen, ra
     sample = sample_composition(ds.manifest, {"breast/toxic": 1.0}, budget=8, seed=0)
 
     def epochs(seed: int, count: int) -> list[np.ndarray]:
-        stream = training_stream(ds, sample, STAINS, patch=32, patches_per_field=3, ranges=None, seed=seed)
+        stream = training_stream(
+            *patch_tasks(ds, sample, STAINS, patch=32, patches_per_field=3, ranges=None, seed=seed)
+        )
         stream.context.execution_options.preserve_order = True
         return [np.concatenate([b["x"] for b in stream.iter_batches(batch_format="numpy")]) for _ in range(count)]
 
@@ -64,7 +66,7 @@ def test_each_sampled_field_is_read_in_one_task_however_many_copies(small_screen
     ds = open_dataset(small_screen)
     sample = sample_composition(ds.manifest, {"breast/toxic": 1.0}, budget=40, seed=0)
     assert sample.copies.sum() == 40 and sample.copies.max() > 1 and sample.field_id.is_unique
-    stream = training_stream(ds, sample, STAINS, patch=32, patches_per_field=3, ranges=None, seed=0)
+    stream = training_stream(*patch_tasks(ds, sample, STAINS, patch=32, patches_per_field=3, ranges=None, seed=0))
     assert stream.count() == 40 * 3
     patches = pd.Series(np.concatenate([b["field_id"] for b in stream.iter_batches(batch_format="numpy")]))
     # every copy's patches come from the field's single decode: counts are copies x patches_per_field
@@ -137,7 +139,7 @@ def test_stream_patches_are_normalised_windows_of_their_field(small_screen, ray_
     ds = open_dataset(small_screen)
     ranges = target_ranges(ds, ds.manifest.field_id.tolist(), STAINS)
     sample = sample_composition(ds.manifest, {"lung/toxic": 0.5, "breast/non_toxic": 0.5}, budget=4, seed=1)
-    stream = training_stream(ds, sample, STAINS, patch=32, patches_per_field=3, ranges=ranges, seed=0)
+    stream = training_stream(*patch_tasks(ds, sample, STAINS, patch=32, patches_per_field=3, ranges=ranges, seed=0))
     seen = 0
     for batch in stream.iter_batches(batch_size=None, batch_format="numpy"):
         tensors = {k: torch.tensor(v) for k, v in batch.items() if k not in ("field_id", "condition")}

@@ -16,6 +16,7 @@ _EXPORTS = {
     "synthesize": "synth",
     "assign_splits": "splits",
     "training_stream": "pipeline",
+    "patch_tasks": "pipeline",
     "validation_set": "pipeline",
 }
 __all__ = list(_EXPORTS)

@@ -164,7 +164,7 @@ def _field_rows(dataset: Dataset, rows: pd.DataFrame, fields_per_task: int):
     return ray.data.from_items(rows.to_dict("records"), override_num_blocks=blocks)
 
 
-def training_stream(
+def patch_tasks(
     dataset: Dataset,
     sample: pd.DataFrame,
     stains: list[str],
@@ -174,14 +174,20 @@ def training_stream(
     *,
     seed: int,
 ):
-    """Augmented patches of the sampled fields (columns of ``FieldsToPatches``), for ``ray.train``: each sampled
-    field is read and decoded once, in one task, however many patches it yields. Patches are a function of
-    ``seed`` and the epoch; read them in order (``preserve_order``) to get the same batches in a rerun."""
+    """The training stream's parts: a Ray dataset of the sampled fields' rows, ``FIELDS_PER_TASK`` to a block, and
+    the ``FieldsToPatches`` each block goes through (one task a block)."""
     import ray
 
     epochs = ray.remote(num_cpus=0)(AugmentationEpochs).remote()
     patcher = FieldsToPatches(dataset.uri, stains, patch, patches_per_field, ranges, seed=seed, epochs=epochs)
-    rows = _field_rows(dataset, sample[["field_id", "copies", "condition"]], FIELDS_PER_TASK)
+    return _field_rows(dataset, sample[["field_id", "copies", "condition"]], FIELDS_PER_TASK), patcher
+
+
+def training_stream(rows, patcher: FieldsToPatches):
+    """Augmented patches of the sampled fields (columns of ``FieldsToPatches``) from ``patch_tasks``' parts, for
+    ``ray.train``: each sampled field is read and decoded once, in one task, however many patches it yields.
+    Patches are a function of the seed and the epoch; read them in order (``preserve_order``) to get the same
+    batches in a rerun."""
     return rows.map_batches(patcher, batch_format="numpy", batch_size=FIELDS_PER_TASK)
 
 
