@@ -74,6 +74,11 @@ def test_a_search_whose_trials_cannot_start_stops_at_the_first_stall_naming_what
         ran = CliRunner().invoke(app, ["run", str(path)])
     finally:
         ray.kill(holder)
+    # the stalled trial's placement group, still pending when its trial failed, is gone: both CPUs come back
+    deadline = time.monotonic() + 20
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray.available_resources().get("CPU", 0) == 2, ray.util.placement_group_table()
     assert ran.exit_code == 1, ran.output
     output = " ".join(ran.output.split())
     assert "the search stopped, as no trial could make progress on this cluster" in output

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # run in every worker process of a vsearch job
 WORKER_SETUP_HOOK = "vsearch.cluster.pin_cluster_address"
@@ -89,3 +92,43 @@ def refuse_node_local_paths(paths: dict[str, str], nodes: int) -> None:
                 f"{key}: {path} is a local path, but the cluster has {nodes} nodes: trials on the other nodes cannot "
                 "read or write it; use an s3:// prefix"
             )
+
+
+CONTROLLER_EXIT_S = 30.0  # how long a failed trial's Ray Train controller may take to die with its trial
+
+
+@contextmanager
+def releasing_leftover_placement_groups() -> Iterator[None]:
+    """Removes, when the block ends, the placement groups made during it that are still held or pending.
+
+    Ray Train hands a trial's placement group to its cleaner only once the trial's workers have started. A trial
+    the watchdog fails while it waits for resources leaves its group pending; when the resources come free the
+    group is created and holds them for the rest of the session, and the next run's data stream never gets a CPU.
+    Every trial of a search has ended when its tuner returns, so once their Ray Train controllers (which could
+    still ask for a group) have died with them, the search's groups can all go; those of other jobs on the
+    cluster are left alone (a group's id ends with its job's)."""
+    import ray
+    import ray.util
+    from ray._raylet import PlacementGroupID
+    from ray.util.placement_group import PlacementGroup
+
+    job, before = ray.get_runtime_context().get_job_id(), set(ray.util.placement_group_table())
+    try:
+        yield
+    finally:
+        deadline = time.monotonic() + CONTROLLER_EXIT_S
+        while _live_train_controllers(job) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for group_id, group in ray.util.placement_group_table().items():
+            if group_id.endswith(job) and group_id not in before and group["state"] != "REMOVED":
+                ray.util.remove_placement_group(PlacementGroup(PlacementGroupID.from_hex(group_id)))
+
+
+def _live_train_controllers(job: str) -> int:
+    from ray._private import state
+
+    return sum(
+        1
+        for actor in state.actors().values()
+        if actor["ActorClassName"] == "TrainController" and actor["JobID"] == job and actor["State"] != "DEAD"
+    )

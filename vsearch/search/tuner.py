@@ -20,7 +20,13 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from vsearch.cluster import cluster_capacity, connect, full_scale_nodes, refuse_node_local_paths
+from vsearch.cluster import (
+    cluster_capacity,
+    connect,
+    full_scale_nodes,
+    refuse_node_local_paths,
+    releasing_leftover_placement_groups,
+)
 from vsearch.config import TrainConfig
 from vsearch.data import storage
 from vsearch.data.manifest import conditions_of
@@ -407,7 +413,8 @@ def run_search(
         write_space(plan.results, plan.space.model_dump(mode="json"))
         write_held_out_fields(plan.results, plan.eval_fields)  # the report shows these, not a recomputed choice
         watch = StallWatch()
-        grid = build_tuner(plan, watch, callbacks, resume).fit()
+        with releasing_leftover_placement_groups():
+            grid = build_tuner(plan, watch, callbacks, resume).fit()
         table = trials_table(grid, plan)
         where = write_trials(table, plan.results)
         if storage.is_remote(plan.results) and plan.study_storage.startswith("sqlite:///"):

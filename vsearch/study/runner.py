@@ -13,7 +13,13 @@ import pandas as pd
 import ray
 import ray.tune
 
-from vsearch.cluster import cluster_capacity, connect, full_scale_nodes, refuse_node_local_paths
+from vsearch.cluster import (
+    cluster_capacity,
+    connect,
+    full_scale_nodes,
+    refuse_node_local_paths,
+    releasing_leftover_placement_groups,
+)
 from vsearch.data import storage
 from vsearch.data.manifest import conditions_of
 from vsearch.data.splits import assign_splits
@@ -168,7 +174,8 @@ def run_study(
     with results_lock(plan.results, resume=resume, command="vsearch study"):
         write_held_out_fields(plan.results, plan.test_fields)
         watch = StallWatch()
-        grid = build_study_tuner(plan, watch, callbacks, resume).fit()
+        with releasing_leftover_placement_groups():
+            grid = build_study_tuner(plan, watch, callbacks, resume).fit()
         matrix, cells = study_tables(grid)
         storage.publish_table(storage.join(plan.results, CELLS_FILE), cells)
         where = storage.publish_table(storage.join(plan.results, MATRIX_FILE), matrix)
