@@ -12,6 +12,7 @@ from vsearch.config import DataConfig, TrainConfig, model_config
 from vsearch.cost import throughput
 from vsearch.cost.estimate import estimate_search
 from vsearch.cost.flops import prediction_flops, training_step_flops
+from vsearch.cost.peaks import model_flops_utilisation
 from vsearch.data.dataset import open_dataset
 from vsearch.data.manifest import conditions_of
 from vsearch.data.splits import assign_splits
@@ -84,6 +85,15 @@ def test_unet_training_step_matches_the_convolutions_and_the_h200_reference():
     assert training_step_flops(config, 2, 3) == unet_step_by_hand(2, 3, 256)
     # ../shared/GPU.md: U-Net 64 / depth 4, 1 -> 3 channels, 256 x 256: 289 GFLOP per patch forward + backward
     assert training_step_flops(config, 1, 3) / 1e9 == pytest.approx(289, rel=0.005)
+
+
+def test_mfu_of_the_h200_compiled_unet_is_the_third_of_peak_shared_gpu_md_reports():
+    # ../shared/GPU.md: torch.compile 1131 img/s, "326 TFLOP/s, about a third of the card's ~990 TFLOP/s" peak
+    flops = training_step_flops(train_config(256, 32, family="unet", depth=4, base_width=64), 1, 3) * 1131
+    assert flops / 1e12 == pytest.approx(326, rel=0.005)
+    assert model_flops_utilisation(flops, "H200") == pytest.approx(326 / 989.4, rel=0.005)
+    with pytest.raises(ValueError, match="no bf16 peak known for GPU 'T4'; known: A100, B200, H100"):
+        model_flops_utilisation(flops, "T4")
 
 
 def test_throughput_table_round_trip_replaces_a_configuration(tmp_path):
