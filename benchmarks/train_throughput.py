@@ -11,12 +11,13 @@ from tensors already in memory (on the training device) in a plain PyTorch loop.
 ``vsearch run --dry-run`` costs searches with (replacing the rows of the same GPU and configuration).
 
 On the CPU the Ray worker gets one CPU (Ray Data the rest), so the plain loop runs on one thread too.
-It also prints the stream's efficiency: the stream-only rate (a warm epoch) over what the cluster's CPUs would do
-running the same work (read, decode, crop, augment) one CPU each without Ray, measured on one CPU in this
-process; 1 means Ray Data costs nothing, and on 2 cores the goal is at least 0.8.
+It also prints the stream's efficiency: the stream-only rate (the best of five warm epochs of one stream) over
+what the cluster's CPUs would do running the same work (read, decode, crop, augment) one CPU each without Ray,
+measured in this process pinned to one core; 1 means Ray Data costs nothing, and on 2 cores the goal is >= 0.8.
 ``--workers`` trains the eager model again with each number of Ray Train workers (on the CPU they share what
 the cluster has beyond Ray Data's CPU; on a GPU machine each takes a GPU) and reports patches/s and the scaling
-efficiency, rate(n) / (n x rate(1)).
+efficiency, rate(n) / (n x rate(1)). Each rate also comes as model TFLOP/s (``vsearch.cost.flops``) and, on a GPU,
+as model FLOP utilisation (MFU: over the card's bf16 dense peak, ``vsearch.cost.peaks``).
 ``--stream-only`` measures the stream alone (its efficiency, delivered to the GPU if there is one, else the CPU)
 and trains nothing.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -38,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vsearch.cluster import cluster_capacity, connect
 from vsearch.config import DataConfig, TrainConfig, UNetConfig
+from vsearch.cost.flops import training_step_flops
+from vsearch.cost.peaks import BF16_DENSE_TFLOPS, model_flops_utilisation
 from vsearch.cost.throughput import Measurement, gpu_model, record
 from vsearch.data.pipeline import FIELDS_PER_TASK, patch_tasks
 from vsearch.data.synth import SynthSpec, synthesize
@@ -96,10 +100,11 @@ def in_memory_batches(config: TrainConfig, device: torch.device, n_batches: int)
     return batches
 
 
-def stream_rate(config: TrainConfig, device: torch.device) -> float:
-    """Patches/s of one epoch of the Ray Data stream alone, delivered to ``device`` in the driver (no training);
-    Ray Data's per-operator statistics (task time, backpressure, time the consumer was blocked) go to stderr."""
-    stream = training_patches(config, plan_training(config))
+def stream_rate(config: TrainConfig, device: torch.device, stream=None) -> float:
+    """Patches/s of one epoch of the Ray Data stream alone (``stream``, or a new one), delivered to ``device`` in
+    the driver (no training); Ray Data's per-operator statistics (task time, backpressure, time the consumer was
+    blocked) go to stderr."""
+    stream = stream or training_patches(config, plan_training(config))
     started, patches = time.perf_counter(), 0
     for batch in stream.iter_torch_batches(batch_size=config.data.batch_size, device=device, prefetch_batches=8):
         patches += len(batch["x"])
@@ -111,27 +116,29 @@ def stream_rate(config: TrainConfig, device: torch.device) -> float:
 def single_cpu_patch_rate(config: TrainConfig) -> float:
     """Patches/s of the stream's own work (read, decode, crop and augment the same blocks of fields) done here,
     block after block on one CPU, without Ray Data."""
-    import pyarrow as pa
-
     d, plan = config.data, plan_training(config)
     rows, patcher = patch_tasks(
         plan.dataset, plan.sample, d.stains, d.patch, d.patches_per_field, plan.ranges, seed=config.seed
     )
     blocks = list(rows.iter_batches(batch_size=FIELDS_PER_TASK, batch_format="numpy"))
-    threads = pa.cpu_count()
-    pa.set_cpu_count(1)  # Parquet decoding would otherwise use every core
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})  # one core, whatever threads Parquet decoding starts
     try:
         started = time.perf_counter()
         patches = sum(len(chunk["x"]) for block in blocks for chunk in patcher(block))
         return patches / (time.perf_counter() - started)
     finally:
-        pa.set_cpu_count(threads)
+        os.sched_setaffinity(0, cores)
 
 
 def stream_efficiency(config: TrainConfig, device: torch.device) -> dict:
-    """The warm stream-only rate over data CPUs x the single-CPU rate of the same work."""
-    single = single_cpu_patch_rate(config)
-    stream = [stream_rate(config, device) for _ in range(2)][-1]  # the second epoch: Ray's workers are warm
+    """The warm stream-only rate over data CPUs x the single-CPU rate of the same work, each the best of a few
+    passes (an epoch here is about a second, so one pass is at the mercy of whatever else the machine does). The
+    stream is made once and read epoch after epoch, as training reads it: its first epoch also starts Ray's
+    workers and the stream's epoch counter."""
+    single = max(single_cpu_patch_rate(config) for _ in range(3))
+    patches = training_patches(config, plan_training(config))
+    stream = max([stream_rate(config, device, patches) for _ in range(6)][1:])
     cpus = cluster_capacity().get("CPU", 1.0)
     return {
         "stream_only_patches_per_s": round(stream, 1),
@@ -168,6 +175,18 @@ def plain_loop(config: TrainConfig, batches: list, device: torch.device, steps: 
     if on_gpu:
         torch.cuda.synchronize()
     return steps * config.data.batch_size / (time.perf_counter() - start)
+
+
+def utilisation(step_flops: float, rates: dict[str, float], use_gpu: bool) -> dict:
+    """Model TFLOP/s of each rate (patches/s x the training step's counted FLOPs) and, on a GPU with a known
+    peak, the model FLOP utilisation."""
+    gpu = gpu_model(torch.cuda.get_device_name()) if use_gpu else None
+    figures = {f"{name}_model_tflop_per_s": round(rate * step_flops / 1e12, 3) for name, rate in rates.items()}
+    if gpu in BF16_DENSE_TFLOPS:
+        figures |= {
+            f"{name}_mfu": round(model_flops_utilisation(rate * step_flops, gpu), 3) for name, rate in rates.items()
+        }
+    return figures
 
 
 def measured(preset: dict, compiled: bool, patches_per_s: float) -> Measurement:
@@ -234,6 +253,7 @@ def main() -> None:
             config = training_config(preset, screen, f"{tmp}/runs", compiled, use_gpu)
             batches = in_memory_batches(config, device, n_batches=16)
             plain = plain_loop(config, batches, device, args.plain_steps)
+            step_flops = training_step_flops(config, batches[0][0].shape[1], batches[0][1].shape[1])
             del batches
             started = time.perf_counter()
             result = train(config)
@@ -247,6 +267,7 @@ def main() -> None:
                 "ratio": round(through_ray / plain, 3),
                 "ray_train_data_wait_fraction": round(result.metrics["data_wait_fraction"], 3),
                 "ray_run_seconds": round(time.perf_counter() - started, 1),
+                **utilisation(step_flops, {"plain_loop": plain, "ray_train": through_ray}, use_gpu),
             }
             print(json.dumps({name: results[name]}), flush=True)
             if args.table and use_gpu:
