@@ -178,8 +178,8 @@ def train_epoch(
     autocast: AbstractContextManager,
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> dict[str, float]:
-    """One pass over the epoch's batches, then a schedule step: mean train loss, patches/s, the share of the
-    epoch spent waiting for data, and the next learning rate."""
+    """One pass over the epoch's batches, then a schedule step: mean train loss, patches/s, the pass's seconds,
+    the share of them spent waiting for data, and the next learning rate."""
     learner.model.train()
     step_model = learner.step_model or learner.model
     started, patches, steps, data_waits = time.perf_counter(), 0, 0, []
@@ -204,6 +204,7 @@ def train_epoch(
     return {
         "train_loss": float(loss_sum) / max(steps, 1),
         "patches_per_s": patches / elapsed if elapsed > 0 else 0.0,
+        "epoch_seconds": elapsed,
         # share of the epoch the training thread waited for data (with the device idle once it caught up)
         "data_wait_fraction": sum(data_waits) / elapsed if elapsed > 0 else 0.0,
         "lr": learner.optimizer.param_groups[0]["lr"],
