@@ -1,5 +1,6 @@
 """Data-parallel Ray Train: runs that cannot feed their stream are refused, workers take distinct shares of an
-epoch, DDP averages their gradients, and 2-worker trainings and searches finish and resume on two CPUs."""
+epoch, DDP averages their gradients, and a 2-worker training finishes and resumes on two CPUs (a search of
+2-worker trials: ``tests/test_roles.py``)."""
 
 import hashlib
 import json
@@ -16,9 +17,8 @@ from tests.test_search import write_space
 from tests.test_train import small_config
 from vsearch.cli import app
 from vsearch.config import Pix2PixHDConfig, TrainConfig, UNetConfig
-from vsearch.search.results import read_trials
 from vsearch.train.checkpoint import unwrap
-from vsearch.train.steps import build_learner
+from vsearch.train.steps import build_learner, train_epoch
 from vsearch.train.trainer import dataset_config, plan_training, scaling_config, train, training_patches
 
 pytestmark = pytest.mark.slow  # Ray jobs: `pytest -m "not slow"` leaves them out
@@ -83,40 +83,44 @@ def test_two_workers_take_distinct_shares_that_make_up_the_whole_epoch(small_scr
     assert not shares[0].keys() & shares[1].keys()
 
 
+MODELS = {
+    # group norm: batch norm on CPU workers normalises by each worker's own share of the batch
+    "unet": UNetConfig(depth=2, base_width=8, norm="group"),
+    # the discriminator's instance norm is per patch, and it judges fake and real pairs in one pass
+    "pix2pixhd": Pix2PixHDConfig(depth=2, base_width=8, generator_blocks=1, discriminator_scales=2, l1_weight=1.0),
+}
+
+
+def step_config(model, workers: int) -> TrainConfig:
+    return small_config("unused", "unused", "ddp", workers=workers, cpus_per_worker=0.5, model=model)
+
+
+def stepped(learner) -> dict:
+    """The generator's weights after a step, and the gradients it stepped along."""
+    model = unwrap(learner.model)
+    return {"weights": model.state_dict(), "grads": {k: v.grad for k, v in model.named_parameters()}}
+
+
 def one_step(loop_config: dict) -> None:
-    """Ray Train worker: one training step on its rows of ``loop_config["batch"]`` (rank r of n takes the r-th of n
-    equal parts), then rank 0 saves the weights and the gradients they stepped along (DDP's average)."""
+    """Ray Train worker: for each model, one training step on its rows of ``loop_config["batch"]`` (rank r of n
+    takes the r-th of n equal parts); rank 0 saves what ``stepped`` returns (DDP's averaged gradients)."""
     import ray.train
 
     from vsearch.train.loop import prepared_learner
-    from vsearch.train.steps import train_epoch
 
-    config = TrainConfig.model_validate(loop_config["config"])
     context = ray.train.get_context()
     rank, size = context.get_world_rank(), context.get_world_size()
-    torch.manual_seed(0)
-    learner, _ = prepared_learner(config, bf_planes=3, stains=2, memory_format=torch.contiguous_format)
     part = {key: torch.as_tensor(np.array_split(value, size)[rank]) for key, value in loop_config["batch"].items()}
-    train_epoch(learner, [part], config, torch.device("cpu"), nullcontext())
-    if rank == 0:
-        model = unwrap(learner.model)
-        torch.save(
-            {"weights": model.state_dict(), "grads": {k: v.grad for k, v in model.named_parameters()}},
-            loop_config["out"],
-        )
+    for name, config in loop_config["configs"].items():
+        config = TrainConfig.model_validate(config)
+        torch.manual_seed(0)
+        learner, _ = prepared_learner(config, bf_planes=3, stains=2, memory_format=torch.contiguous_format)
+        train_epoch(learner, [part], config, torch.device("cpu"), nullcontext())
+        if rank == 0:
+            torch.save(stepped(learner), Path(loop_config["out"], f"{name}.pt"))
 
 
-@pytest.mark.parametrize(
-    "model",
-    [
-        # group norm: batch norm on CPU workers normalises by each worker's own share of the batch
-        UNetConfig(depth=2, base_width=8, norm="group"),
-        # the discriminator's instance norm is per patch, and it judges fake and real pairs in one pass
-        Pix2PixHDConfig(depth=2, base_width=8, generator_blocks=1, discriminator_scales=2, l1_weight=1.0),
-    ],
-    ids=["unet", "pix2pixhd"],
-)
-def test_two_workers_with_batch_b_take_the_step_one_worker_takes_with_batch_2b(model, tmp_path, ray_local):
+def test_two_workers_with_batch_b_take_the_step_one_worker_takes_with_batch_2b(tmp_path, ray_local):
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -130,30 +134,34 @@ def test_two_workers_with_batch_b_take_the_step_one_worker_takes_with_batch_2b(m
         "y_offset": np.full((2 * b, 2), -2000, np.float32),
         "y_scale": np.full((2 * b, 2), 1 / 4000, np.float32),
     }
-    weights = {}
-    for workers in (1, 2):
-        config = small_config("unused", "unused", "ddp", workers=workers, cpus_per_worker=0.5, model=model)
-        out = tmp_path / f"weights{workers}.pt"
-        TorchTrainer(
-            one_step,
-            train_loop_config={"config": config.model_dump(), "batch": batch, "out": str(out)},
-            scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": 0.5}),
-            run_config=RunConfig(name=f"ddp{workers}", storage_path=str(tmp_path / "runs")),
-        ).fit()
-        weights[workers] = torch.load(out)
-    torch.manual_seed(0)
-    start = build_learner(config, 3, 2).model.state_dict()
-    one, two = weights[1], weights[2]
-    assert one["grads"].keys() == two["grads"].keys() and one["weights"].keys() == two["weights"].keys() == start.keys()
-    for key, grad in one["grads"].items():
-        # the same sums in another order: equal to 1e-5 of the gradient's largest element
-        torch.testing.assert_close(two["grads"][key], grad, rtol=0, atol=1e-5 * float(grad.abs().max()), msg=key)
-    lr = config.optim.lr
-    assert max(float((one["weights"][k] - start[k]).abs().max()) for k in start) > 0.5 * lr  # the step moved them
-    # Adam's first step is lr * g / (|g| + eps): a rounding difference in a gradient near eps moves a weight by a
-    # visible part of lr, so the weights agree to a hundredth of a step
-    for key, weight in one["weights"].items():
-        torch.testing.assert_close(two["weights"][key], weight, rtol=0, atol=0.01 * lr, msg=key)
+    TorchTrainer(
+        one_step,
+        train_loop_config={
+            "configs": {name: step_config(model, 2).model_dump() for name, model in MODELS.items()},
+            "batch": batch,
+            "out": str(tmp_path),
+        },
+        scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
+        run_config=RunConfig(name="ddp", storage_path=str(tmp_path / "runs")),
+    ).fit()
+    whole = {key: torch.as_tensor(value) for key, value in batch.items()}
+    for name, model in MODELS.items():
+        config = step_config(model, 1)
+        torch.manual_seed(0)
+        alone = build_learner(config, 3, 2)  # one process, no DDP, the whole batch of 2B
+        start = {k: v.clone() for k, v in alone.model.state_dict().items()}
+        train_epoch(alone, [whole], config, torch.device("cpu"), nullcontext())
+        one, two = stepped(alone), torch.load(tmp_path / f"{name}.pt")
+        assert one["grads"].keys() == two["grads"].keys() and two["weights"].keys() == start.keys()
+        for key, grad in one["grads"].items():
+            # the same sums in another order: equal to 1e-5 of the gradient's largest element
+            torch.testing.assert_close(two["grads"][key], grad, rtol=0, atol=1e-5 * float(grad.abs().max()), msg=key)
+        lr = config.optim.lr
+        assert max(float((one["weights"][k] - start[k]).abs().max()) for k in start) > 0.5 * lr  # the step moved them
+        # Adam's first step is lr * g / (|g| + eps): a rounding difference in a gradient near eps moves a weight by
+        # a visible part of lr, so the weights agree to a hundredth of a step
+        for key, weight in one["weights"].items():
+            torch.testing.assert_close(two["weights"][key], weight, rtol=0, atol=0.01 * lr, msg=f"{name} {key}")
 
 
 def test_a_two_worker_training_finishes_on_two_cpus_and_resumes_with_two_workers(small_screen, tmp_path, ray_local):
@@ -166,22 +174,3 @@ def test_a_two_worker_training_finishes_on_two_cpus_and_resumes_with_two_workers
     assert {"val_r_nuclei", "val_ssim_cytoplasm", "val_l1", "patches_per_s"} <= resumed.metrics.keys()
     folders = sorted(p for p in Path(runs, "two").glob("checkpoint_*") if p.is_dir())
     assert [json.loads((p / "meta.json").read_text())["epoch"] for p in folders] == [0, 1]  # rank 0's, one an epoch
-
-
-def test_a_search_of_two_worker_trials_runs_and_scores_every_trial(small_screen, tmp_path, ray_local):
-    results = tmp_path / "results"
-    path = write_space(
-        tmp_path / "s.yaml", small_screen, str(results), trial={"workers": 2, "cpus_per_worker": 0.5},
-        optim={"lr": 0.002, "batch_size": [8], "epochs": 1},
-    )  # fmt: skip
-    ran = CliRunner().invoke(app, ["run", str(path)])
-    assert ran.exit_code == 0, ran.output
-    trials = read_trials(str(results))
-    assert len(trials) == 2 and set(trials.status) == {"completed"}
-    assert trials.composite.between(0, 1).all() and trials.val_score.between(0, 1).all()
-    scores = [c for c in trials if c.startswith("score/")]
-    assert {c.split("/")[2] for c in scores} == {"toxic"} and {c.split("/")[1] for c in scores} == {
-        "breast", "lung", "ovarian"
-    }  # fmt: skip
-    assert not trials[scores].isna().all(axis=None)
-    assert list(trials.cpu_seconds) == pytest.approx(list(2 * trials.train_seconds))  # 2 x 0.5 CPU + 1 for the stream

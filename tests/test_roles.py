@@ -117,17 +117,20 @@ def test_evaluate_refuses_a_role_naming_a_missing_stain_before_scoring(renamed_s
     assert "evaluating fields" not in result.output and not (tmp_path / "x.parquet").exists()
 
 
-def test_search_on_renamed_stains_scores_every_level_and_repeats_the_config_at_a_second_seed(
+def test_search_of_two_worker_trials_on_renamed_stains_scores_every_level_and_repeats_the_config_at_a_second_seed(
     renamed_screen, tmp_path, ray_local
 ):
     path = write_space(
         tmp_path / "s.yaml", renamed_screen, str(tmp_path / "results"), stains=["DAPI", "FITC", "Cy5"],
         objective={"eval_fields_per_condition": 1, "weights": {"pixel": 1, "feature": 2}},
         optim={"lr": 0.004, "batch_size": [8], "epochs": 1}, num_trials=1, seed=3, seeds_per_config=2,
+        trial={"workers": 2, "cpus_per_worker": 0.5},  # data-parallel trials, scored as one-worker ones are
     )  # fmt: skip
     _, where = run_search(load_yaml(path, SearchSpace))
     trials = pd.read_parquet(where)
     assert len(trials) == 2 and set(trials.status) == {"completed"}
+    assert trials.val_score.between(0, 1).all()
+    assert list(trials.cpu_seconds) == pytest.approx(list(2 * trials.train_seconds))  # 2 x 0.5 CPU + 1 for the stream
     configs = [json.loads(c) for c in trials.config]
     assert sorted(c.pop("seed") for c in configs) == [3, 4] and configs[0] == configs[1]
     assert trials.composite.nunique() == 2  # the seed reached training
