@@ -10,6 +10,9 @@ from contextlib import contextmanager
 # run in every worker process of a vsearch job
 WORKER_SETUP_HOOK = "vsearch.cluster.pin_cluster_address"
 # never copied into a Ray runtime environment: Ray's runtime-env agent writes those to its log on every node
+# Ray Train's controller looks at its workers every 2 s by default, and a run's start, each report and its end
+# wait for the next look: seconds of every short trial spent idle. Set for the job (trials start the controllers).
+TRAIN_POLL_VARIABLE, TRAIN_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
 SECRET_VARIABLES = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"})
 
 
@@ -28,12 +31,13 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     keep_secrets_out_of_runtime_envs()
     if ray.is_initialized():
         return
+    poll = {TRAIN_POLL_VARIABLE: os.environ.setdefault(TRAIN_POLL_VARIABLE, TRAIN_POLL_S)}
     ray.init(
         address=address or os.environ.get("RAY_ADDRESS") or "local",
         num_cpus=num_cpus,
         configure_logging=False,
         log_to_driver=False,
-        runtime_env={"worker_process_setup_hook": WORKER_SETUP_HOOK},
+        runtime_env={"worker_process_setup_hook": WORKER_SETUP_HOOK, "env_vars": poll},
     )
 
 
